@@ -1,0 +1,133 @@
+"""Face encoders as plain Keras 3 models (channels-last, no Lambda layers).
+
+``inception_resnet_v1`` is the network of David Sandberg's FaceNet models, laid
+out as in his ``inception_resnet_v1.py``. Layer names are the TensorFlow scopes
+of the original graph with ``/`` written as ``.`` (Keras 3 forbids ``/`` in a
+layer name): the graph's ``InceptionResnetV1/Repeat/block35_1/Branch_0/Conv2d_1x1``
+is the layer ``Repeat.block35_1.Branch_0.Conv2d_1x1``.
+
+Batch normalisation of the convolutions is folded into each convolution's bias,
+as in the frozen graph the weights come from; only the bottleneck keeps its
+``BatchNormalization`` layer.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+#: Joins TensorFlow scope names into a Keras layer name.
+SEP = "."
+
+
+def _name(*scopes: str) -> str:
+    return SEP.join(scopes)
+
+
+def _conv(x, filters: int, kernel, name: str, strides: int = 1, padding: str = "same"):
+    """Convolution + folded batch norm (as a bias) + ReLU: one slim ``conv2d``."""
+    return layers.Conv2D(
+        filters, kernel, strides=strides, padding=padding, activation="relu", name=name
+    )(x)
+
+
+def _residual(x, mixed, scale: float, scope: str, activation: bool = True):
+    """x + scale * Conv1x1(mixed), then ReLU: the tail of every Inception-ResNet block."""
+    up = layers.Conv2D(x.shape[-1], 1, padding="same", name=_name(scope, "Conv2d_1x1"))(mixed)
+    up = layers.Rescaling(scale, name=_name(scope, "mul"))(up)
+    x = layers.Add(name=_name(scope, "add"))([x, up])
+    if activation:
+        x = layers.ReLU(name=_name(scope, "Relu"))(x)
+    return x
+
+
+def _block35(x, scope: str, scale: float = 0.17):
+    """Inception-ResNet-A, 35x35 grid (17x17 for 160x160 input)."""
+    b0 = _conv(x, 32, 1, _name(scope, "Branch_0", "Conv2d_1x1"))
+    b1 = _conv(x, 32, 1, _name(scope, "Branch_1", "Conv2d_0a_1x1"))
+    b1 = _conv(b1, 32, 3, _name(scope, "Branch_1", "Conv2d_0b_3x3"))
+    b2 = _conv(x, 32, 1, _name(scope, "Branch_2", "Conv2d_0a_1x1"))
+    b2 = _conv(b2, 32, 3, _name(scope, "Branch_2", "Conv2d_0b_3x3"))
+    b2 = _conv(b2, 32, 3, _name(scope, "Branch_2", "Conv2d_0c_3x3"))
+    mixed = layers.Concatenate(name=_name(scope, "concat"))([b0, b1, b2])
+    return _residual(x, mixed, scale, scope)
+
+
+def _block17(x, scope: str, scale: float = 0.10):
+    """Inception-ResNet-B, 17x17 grid (8x8 for 160x160 input)."""
+    b0 = _conv(x, 128, 1, _name(scope, "Branch_0", "Conv2d_1x1"))
+    b1 = _conv(x, 128, 1, _name(scope, "Branch_1", "Conv2d_0a_1x1"))
+    b1 = _conv(b1, 128, (1, 7), _name(scope, "Branch_1", "Conv2d_0b_1x7"))
+    b1 = _conv(b1, 128, (7, 1), _name(scope, "Branch_1", "Conv2d_0c_7x1"))
+    mixed = layers.Concatenate(name=_name(scope, "concat"))([b0, b1])
+    return _residual(x, mixed, scale, scope)
+
+
+def _block8(x, scope: str, scale: float = 0.20, activation: bool = True):
+    """Inception-ResNet-C, 8x8 grid (3x3 for 160x160 input)."""
+    b0 = _conv(x, 192, 1, _name(scope, "Branch_0", "Conv2d_1x1"))
+    b1 = _conv(x, 192, 1, _name(scope, "Branch_1", "Conv2d_0a_1x1"))
+    b1 = _conv(b1, 192, (1, 3), _name(scope, "Branch_1", "Conv2d_0b_1x3"))
+    b1 = _conv(b1, 192, (3, 1), _name(scope, "Branch_1", "Conv2d_0c_3x1"))
+    mixed = layers.Concatenate(name=_name(scope, "concat"))([b0, b1])
+    return _residual(x, mixed, scale, scope, activation=activation)
+
+
+def _reduction_a(x, scope: str = "Mixed_6a"):
+    b0 = _conv(x, 384, 3, _name(scope, "Branch_0", "Conv2d_1a_3x3"), strides=2, padding="valid")
+    b1 = _conv(x, 192, 1, _name(scope, "Branch_1", "Conv2d_0a_1x1"))
+    b1 = _conv(b1, 192, 3, _name(scope, "Branch_1", "Conv2d_0b_3x3"))
+    b1 = _conv(b1, 256, 3, _name(scope, "Branch_1", "Conv2d_1a_3x3"), strides=2, padding="valid")
+    b2 = layers.MaxPooling2D(3, strides=2, padding="valid", name=_name(scope, "Branch_2", "MaxPool_1a_3x3"))(x)
+    return layers.Concatenate(name=_name(scope, "concat"))([b0, b1, b2])
+
+
+def _reduction_b(x, scope: str = "Mixed_7a"):
+    b0 = _conv(x, 256, 1, _name(scope, "Branch_0", "Conv2d_0a_1x1"))
+    b0 = _conv(b0, 384, 3, _name(scope, "Branch_0", "Conv2d_1a_3x3"), strides=2, padding="valid")
+    b1 = _conv(x, 256, 1, _name(scope, "Branch_1", "Conv2d_0a_1x1"))
+    b1 = _conv(b1, 256, 3, _name(scope, "Branch_1", "Conv2d_1a_3x3"), strides=2, padding="valid")
+    b2 = _conv(x, 256, 1, _name(scope, "Branch_2", "Conv2d_0a_1x1"))
+    b2 = _conv(b2, 256, 3, _name(scope, "Branch_2", "Conv2d_0b_3x3"))
+    b2 = _conv(b2, 256, 3, _name(scope, "Branch_2", "Conv2d_1a_3x3"), strides=2, padding="valid")
+    b3 = layers.MaxPooling2D(3, strides=2, padding="valid", name=_name(scope, "Branch_3", "MaxPool_1a_3x3"))(x)
+    return layers.Concatenate(name=_name(scope, "concat"))([b0, b1, b2, b3])
+
+
+def inception_resnet_v1(
+    input_size: int = 160, embedding_size: int = 512, name: str = "InceptionResnetV1"
+) -> keras.Model:
+    """Inception-ResNet-v1 face encoder, untrained (see ``fr_utils.load_facenet``).
+
+    Args:
+        input_size: side of the square input; the bundled weights use 160.
+        embedding_size: length of the embedding (the bottleneck); 512 for the bundled weights.
+        name: the model's name.
+    Returns:
+        A ``keras.Model`` mapping (m, input_size, input_size, 3) float32 images,
+        standardised with ``fixed_image_standardization``, to (m, embedding_size)
+        L2-normalised embeddings. 23,482,624 parameters at the defaults.
+    """
+    inputs = keras.Input((input_size, input_size, 3), name="input")
+    x = _conv(inputs, 32, 3, "Conv2d_1a_3x3", strides=2, padding="valid")
+    x = _conv(x, 32, 3, "Conv2d_2a_3x3", padding="valid")
+    x = _conv(x, 64, 3, "Conv2d_2b_3x3")
+    x = layers.MaxPooling2D(3, strides=2, padding="valid", name="MaxPool_3a_3x3")(x)
+    x = _conv(x, 80, 1, "Conv2d_3b_1x1", padding="valid")
+    x = _conv(x, 192, 3, "Conv2d_4a_3x3", padding="valid")
+    x = _conv(x, 256, 3, "Conv2d_4b_3x3", strides=2, padding="valid")
+    for i in range(1, 6):
+        x = _block35(x, _name("Repeat", f"block35_{i}"))
+    x = _reduction_a(x)
+    for i in range(1, 11):
+        x = _block17(x, _name("Repeat_1", f"block17_{i}"))
+    x = _reduction_b(x)
+    for i in range(1, 6):
+        x = _block8(x, _name("Repeat_2", f"block8_{i}"))
+    x = _block8(x, "Block8", scale=1.0, activation=False)
+    x = layers.AveragePooling2D(tuple(x.shape[1:3]), padding="valid", name=_name("Logits", "AvgPool_1a_8x8"))(x)
+    x = layers.Flatten(name=_name("Logits", "Flatten"))(x)
+    x = layers.Dense(embedding_size, use_bias=False, name="Bottleneck")(x)
+    x = layers.BatchNormalization(epsilon=1e-3, scale=False, name=_name("Bottleneck", "BatchNorm"))(x)
+    outputs = layers.UnitNormalization(name="embeddings")(x)
+    return keras.Model(inputs, outputs, name=name)
