@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import warnings
 from pathlib import Path
 from typing import Union
@@ -17,64 +18,95 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 ImageSource = Union[str, os.PathLike, bytes, np.ndarray]
 
-#: Largest image accepted, in pixels (about 16k x 16k). Larger files are refused
-#: as possible decompression bombs instead of exhausting memory.
-MAX_PIXELS = 256_000_000
+#: Largest image accepted, in pixels: 120 million, about 11k x 11k, so that the
+#: 108-megapixel photos of some phones still load. Larger files are refused, from
+#: their header alone and before any pixel is decoded, as possible
+#: decompression bombs instead of exhausting memory.
+MAX_PIXELS = 120_000_000
+
+# Formats never opened: Pillow reads EPS by running Ghostscript on the file.
+_REFUSED_FORMATS = frozenset({"EPS"})
 
 
 class FaceImageError(ValueError):
     """An image could not be read, or holds nothing usable."""
 
 
-def _describe(source: ImageSource) -> str:
-    if isinstance(source, (bytes, bytearray)):
-        return f"<{len(source)} bytes>"
+def _describe(source) -> str:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{memoryview(source).nbytes} bytes>"
     return str(source)
+
+
+def _read_source(source) -> tuple[str, bytes]:
+    """(name for messages, file contents) of a path or bytes; FaceImageError if unreadable."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _describe(source), bytes(source)
+    if not isinstance(source, (str, os.PathLike)):
+        raise FaceImageError(
+            f"expected a path, bytes or an image array, got {type(source).__name__}"
+        )
+    name = _describe(source)
+    if str(os.fspath(source)) == "":
+        raise FaceImageError("no file name given (empty path)")
+    path = Path(source)
+    try:
+        if path.is_dir():
+            raise FaceImageError(f"{name}: is a directory, not an image file")
+        if not path.exists():
+            raise FaceImageError(f"{name}: no such file")
+        return name, path.read_bytes()
+    except FaceImageError:
+        raise
+    except (OSError, ValueError) as err:  # permissions, name too long, NUL in the name, ...
+        raise FaceImageError(f"{name}: cannot read the file ({err})") from err
 
 
 def load_image(source: Union[str, os.PathLike, bytes]) -> np.ndarray:
     """Read an image file (or its bytes) as an RGB uint8 array of shape (H, W, 3).
 
-    Reads whatever Pillow reads (JPEG, PNG, BMP, PGM, TIFF, WebP, ...), applies the
-    EXIF orientation, and converts grayscale, palette, 16-bit and RGBA images to
-    8-bit RGB (transparency is composited on white).
+    Reads whatever Pillow reads (JPEG, PNG, BMP, PGM, TIFF, WebP, GIF, ...; EPS
+    excepted), applies the EXIF orientation, and converts grayscale, palette,
+    16-bit, CMYK and RGBA images to 8-bit RGB (transparency is composited on
+    white). Of an animation or a multi-page file, the first frame is read.
 
     Raises:
-        FaceImageError: the file is missing, empty, truncated, corrupt, not an
-            image, or larger than :data:`MAX_PIXELS`. The message names the file.
+        FaceImageError: the file is missing, a directory, unreadable, empty,
+            truncated, corrupt, not an image, or larger than :data:`MAX_PIXELS`
+            (checked from the header, before decoding). The message names the
+            file (bytes are named ``<N bytes>``).
     """
-    name = _describe(source)
-    if isinstance(source, (bytes, bytearray)):
-        data = bytes(source)
-    else:
-        path = Path(source)
-        if not path.exists():
-            raise FaceImageError(f"{name}: no such file")
-        if path.is_dir():
-            raise FaceImageError(f"{name}: is a directory, not an image file")
-        data = path.read_bytes()
+    name, data = _read_source(source)
     if not data:
         raise FaceImageError(f"{name}: the file is empty (0 bytes)")
 
+    Image.init()
+    formats = [f for f in Image.OPEN if f not in _REFUSED_FORMATS]
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
+            # Pillow warns from about 89 Mpx on; MAX_PIXELS below is the limit here.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=formats) as img:
                 if img.width * img.height > MAX_PIXELS:
                     raise FaceImageError(
                         f"{name}: {img.width}x{img.height} pixels is more than the "
                         f"{MAX_PIXELS:,} accepted; refusing a possible decompression bomb"
                     )
+                if img.width == 0 or img.height == 0:
+                    raise FaceImageError(f"{name}: the image has no pixels ({img.width}x{img.height})")
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 return _to_rgb_uint8(img)
     except FaceImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise FaceImageError(f"{name}: refusing a possible decompression bomb ({err})") from err
+    except Image.DecompressionBombError as err:
+        raise FaceImageError(
+            f"{name}: more than the {MAX_PIXELS:,} pixels accepted; refusing a possible "
+            f"decompression bomb ({err})"
+        ) from err
     except UnidentifiedImageError as err:
         raise FaceImageError(f"{name}: not an image file (no known image format)") from err
-    except (OSError, SyntaxError, ValueError) as err:
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError) as err:
         raise FaceImageError(f"{name}: truncated or corrupt image ({err})") from err
 
 
@@ -86,7 +118,7 @@ def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
         gray = np.clip(np.round(arr * scale), 0, 255).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if img.mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float64))
         gray = np.clip(np.round(arr), 0, 255).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if img.mode == "P":
@@ -99,14 +131,30 @@ def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
 
 
 def as_rgb_array(image: ImageSource) -> np.ndarray:
-    """A path, bytes or array -> (H, W, 3) uint8 RGB array.
+    """A path, bytes, Pillow image or array -> (H, W, 3) uint8 RGB array.
 
-    Arrays may be (H, W) grayscale, (H, W, 3) RGB or (H, W, 4) RGBA, of dtype
-    uint8 or float in [0, 255]; anything else raises :class:`FaceImageError`.
+    Paths and bytes go through :func:`load_image`; a ``PIL.Image.Image`` is
+    converted as :func:`load_image` converts what it reads. Arrays may be
+    (H, W) or (H, W, 1) grayscale, (H, W, 3) RGB or (H, W, 4) RGBA (alpha
+    composited on white), of dtype uint8, another integer type with values in
+    [0, 255], or float with values in [0, 255]; a float array whose values all
+    lie in [0, 1] (what ``matplotlib.pyplot.imread`` returns for a PNG) is
+    taken as [0, 1] and scaled by 255. Values are rounded and clipped to
+    [0, 255]. Anything else (other shapes, empty, NaN or infinite values,
+    non-numeric dtypes, other types) raises :class:`FaceImageError`.
     """
+    if isinstance(image, Image.Image):
+        try:
+            return _to_rgb_uint8(ImageOps.exif_transpose(image))
+        except (OSError, ValueError) as err:
+            raise FaceImageError(f"cannot convert the Pillow image ({err})") from err
     if not isinstance(image, np.ndarray):
         return load_image(image)
     arr = image
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise FaceImageError(f"expected a numeric image array, got dtype {image.dtype}")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
     if arr.ndim == 2:
         arr = np.repeat(arr[:, :, None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4):
@@ -115,12 +163,17 @@ def as_rgb_array(image: ImageSource) -> np.ndarray:
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise FaceImageError(f"the image array is empty, shape {image.shape}")
+    if arr.dtype != np.uint8:
+        arr = arr.astype(np.float64)
+        if not np.isfinite(arr).all():
+            raise FaceImageError("the image array holds NaN or infinite values")
+        if np.issubdtype(image.dtype, np.floating) and arr.min() >= 0.0 and arr.max() <= 1.0:
+            arr = arr * 255.0
     if arr.shape[2] == 4:
-        alpha = arr[:, :, 3:4].astype(np.float64) / (255.0 if arr.dtype == np.uint8 else 1.0)
+        alpha = arr[:, :, 3:4].astype(np.float64) / 255.0
+        alpha = np.clip(alpha, 0.0, 1.0)
         arr = arr[:, :, :3] * alpha + 255.0 * (1.0 - alpha)
     if arr.dtype != np.uint8:
-        if not np.issubdtype(arr.dtype, np.number):
-            raise FaceImageError(f"expected a numeric image array, got dtype {image.dtype}")
         arr = np.clip(np.round(arr), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(arr)
 
