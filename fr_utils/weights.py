@@ -378,6 +378,7 @@ def verify(directory: Path | None = None) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def _load(path_key: str):
+    from fr_utils.encoding import register_read_only
     from fr_utils.models import inception_resnet_v1
 
     directory = Path(path_key)
@@ -391,6 +392,7 @@ def _load(path_key: str):
         raise WeightsError(
             f"{weights_path(directory)} could not be loaded ({err}). Rebuild it with {REBUILD_COMMAND}."
         ) from err
+    register_read_only(model)
     return model
 
 
@@ -399,7 +401,9 @@ def load_facenet(directory: str | os.PathLike | None = None):
 
     Input (m, 160, 160, 3) float32 in ``fixed_image_standardization``; output
     (m, 512) unit-norm embeddings. The weights file is checked against its
-    manifest's sha256; the model is built once per process and then cached.
+    manifest's sha256; the model is built once per process and then cached, so
+    treat it as read-only (it is returned with ``trainable = False``; to fine-tune,
+    build ``inception_resnet_v1()`` and load the weights file into it).
 
     Raises:
         WeightsError: weights missing, truncated or modified (the message names

@@ -1,0 +1,119 @@
+"""Fidelity of the converted Keras encoder against the original frozen graph.
+
+``python -m fr_utils.fidelity`` encodes real face images with both and prints
+the largest absolute difference between their embeddings, per image source:
+
+* LFW (``--lfw-dir``, default ``$FR_DATASETS/lfw-deepfunneled``): the first
+  image of ``--n`` people spread evenly over the alphabet; skipped when absent;
+* the sample cast shipped in ``images/people``: each photo whole and centre-cropped,
+  each as is and mirrored.
+
+The Keras side is checked twice: through ``model.predict_on_batch`` and through
+the inference path ``img_to_encoding`` uses (weights folded into constants).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fr_utils.images import as_rgb_array
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+TOLERANCE = 1e-5
+
+
+@dataclass
+class FidelityReport:
+    source: str
+    n_images: int
+    max_abs_diff: float  # over every embedding coordinate of every image, both Keras paths
+    max_abs_diff_predict: float  # model.predict_on_batch only
+    max_abs_diff_inference: float  # fr_utils' inference path only
+
+
+def lfw_dir_from_env() -> Path | None:
+    root = os.environ.get("FR_DATASETS")
+    path = Path(root) / "lfw-deepfunneled" if root else None
+    return path if path is not None and path.is_dir() else None
+
+
+def lfw_images(lfw_dir: Path, n: int = 50) -> list[Path]:
+    """The first image of ``n`` people spread evenly over LFW's sorted names."""
+    people = sorted(p for p in Path(lfw_dir).iterdir() if p.is_dir())
+    if not people:
+        raise FileNotFoundError(f"{lfw_dir}: no person folders (expected LFW's <Name>/<Name>_0001.jpg)")
+    picks = [people[int(i)] for i in np.linspace(0, len(people) - 1, min(n, len(people)))]
+    return [sorted(p.glob("*.jpg"))[0] for p in picks]
+
+
+def shipped_images(images_dir: Path | None = None) -> list[np.ndarray]:
+    """Every photo of the sample cast (``images/people``) as four inputs: whole and
+    centre-cropped, each as is and mirrored."""
+    images_dir = images_dir or Path(__file__).resolve().parent.parent / "images" / "people"
+    out: list[np.ndarray] = []
+    for path in sorted(images_dir.rglob("*")):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        img = as_rgb_array(path)
+        h, w = img.shape[:2]
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        crop = img[top : top + side, left : left + side]
+        out += [img, img[:, ::-1], crop, crop[:, ::-1]]
+    return out
+
+
+def compare(images: list, source: str, model=None, graph_encoder=None) -> FidelityReport:
+    """Encode ``images`` (paths or RGB arrays) with Keras and with the frozen graph."""
+    from fr_utils.encoding import inference_function, preprocess
+    from fr_utils.frozen_graph import frozen_encoder, parse_graph_def
+    from fr_utils.weights import fetch_source, load_facenet, read_graph_bytes
+
+    model = model or load_facenet()
+    graph_encoder = graph_encoder or frozen_encoder(parse_graph_def(read_graph_bytes(fetch_source())))
+    x = np.stack([preprocess(img) for img in images])
+    reference = np.concatenate([graph_encoder(x[i : i + 1]) for i in range(len(x))])
+    by_predict = np.concatenate([model.predict_on_batch(x[i : i + 16]) for i in range(0, len(x), 16)])
+    by_inference = inference_function(model)(x)
+    d_predict = float(np.max(np.abs(by_predict - reference)))
+    d_inference = float(np.max(np.abs(by_inference - reference)))
+    return FidelityReport(source, len(x), max(d_predict, d_inference), d_predict, d_inference)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fr_utils.fidelity", description=__doc__.split("\n")[0])
+    parser.add_argument("--lfw-dir", type=Path, default=None, help="LFW folder (default: $FR_DATASETS/lfw-deepfunneled)")
+    parser.add_argument("--n", type=int, default=50, help="number of LFW images (default 50)")
+    args = parser.parse_args(argv)
+
+    from fr_utils.frozen_graph import frozen_encoder, parse_graph_def
+    from fr_utils.weights import fetch_source, load_facenet, read_graph_bytes
+
+    model = load_facenet()
+    graph = frozen_encoder(parse_graph_def(read_graph_bytes(fetch_source())))
+    reports = [compare(shipped_images(), "images/people (shipped photos x4)", model, graph)]
+    lfw = args.lfw_dir or lfw_dir_from_env()
+    if lfw is None:
+        print("LFW: skipped (no --lfw-dir and $FR_DATASETS/lfw-deepfunneled does not exist)")
+    else:
+        reports.append(compare(lfw_images(lfw, args.n), f"LFW ({lfw})", model, graph))
+    worst = 0.0
+    for r in reports:
+        print(
+            f"{r.source}: {r.n_images} images, max |Keras - frozen graph| = {r.max_abs_diff:.3g} "
+            f"(predict_on_batch {r.max_abs_diff_predict:.3g}, inference path {r.max_abs_diff_inference:.3g})"
+        )
+        worst = max(worst, r.max_abs_diff)
+    verdict = "OK" if worst <= TOLERANCE else "FAIL"
+    print(f"overall max |difference| = {worst:.3g} (tolerance {TOLERANCE:g}): {verdict}")
+    return 0 if verdict == "OK" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

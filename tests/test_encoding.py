@@ -1,0 +1,88 @@
+"""img_to_encoding and friends: shapes, norms, preprocessing, bad input."""
+
+import numpy as np
+import pytest
+
+import fr_utils
+from fr_utils.encoding import encode_images, img_to_encoding, inference_function
+from fr_utils.images import FaceImageError, fixed_image_standardization, prewhiten
+
+
+def test_fixed_standardization_values():
+    x = np.array([0, 127.5, 255], dtype=np.float32)
+    np.testing.assert_allclose(fixed_image_standardization(x), [-127.5 / 128, 0, 127.5 / 128])
+    assert fixed_image_standardization(np.zeros((2, 2, 3), np.uint8)).dtype == np.float32
+
+
+def test_prewhiten_zero_mean_unit_std_and_flat_image():
+    rng = np.random.default_rng(0)
+    y = prewhiten(rng.uniform(0, 255, (160, 160, 3)))
+    assert abs(y.mean()) < 1e-5 and abs(y.std() - 1) < 1e-4
+    flat = prewhiten(np.full((160, 160, 3), 80.0))
+    assert np.all(np.isfinite(flat)) and np.all(flat == 0)
+
+
+def test_encoding_shape_dtype_norm(facenet, cast_photos):
+    enc = img_to_encoding(cast_photos[0], facenet)
+    assert enc.shape == (1, 512) and enc.dtype == np.float32
+    assert abs(np.linalg.norm(enc) - 1) < 1e-5
+
+
+def test_path_bytes_and_array_agree(facenet, cast_photos):
+    path = cast_photos[0]
+    by_path = img_to_encoding(path, facenet)
+    by_str = img_to_encoding(str(path), facenet)
+    by_bytes = img_to_encoding(path.read_bytes(), facenet)
+    by_array = img_to_encoding(fr_utils.load_image(path), facenet)
+    for other in (by_str, by_bytes, by_array):
+        np.testing.assert_allclose(other, by_path, atol=1e-6)
+
+
+def test_default_model_is_the_pretrained_one(facenet, cast_photos):
+    np.testing.assert_allclose(img_to_encoding(cast_photos[0]), img_to_encoding(cast_photos[0], facenet), atol=1e-6)
+
+
+def test_batch_matches_single(facenet, cast_photos):
+    photos = cast_photos[:5]
+    batch = encode_images(photos, facenet, batch_size=2)
+    assert batch.shape == (len(photos), 512)
+    singles = np.concatenate([img_to_encoding(p, facenet) for p in photos])
+    np.testing.assert_allclose(batch, singles, atol=1e-5)
+
+
+def test_different_photos_give_different_encodings(facenet, cast_photos):
+    a, b = encode_images(cast_photos[:2], facenet)
+    assert np.linalg.norm(a - b) > 0.1
+
+
+def test_fast_path_equals_predict_on_batch(facenet, cast_photos):
+    x = np.stack([fr_utils.preprocess(p) for p in cast_photos[:3]])
+    np.testing.assert_allclose(inference_function(facenet)(x), facenet.predict_on_batch(x), atol=1e-5)
+
+
+def test_unregistered_models_see_weight_changes():
+    """Only the read-only pretrained model is frozen; a model being trained is always called live."""
+    from fr_utils.models import inception_resnet_v1
+
+    model = inception_resnet_v1(input_size=96, embedding_size=8)
+    assert inference_function(model) == model.predict_on_batch
+
+
+def test_missing_path_raises_value_error_naming_it(facenet, tmp_path):
+    missing = tmp_path / "nobody.jpg"
+    with pytest.raises(FaceImageError, match="nobody.jpg") as err:
+        img_to_encoding(missing, facenet)
+    assert isinstance(err.value, ValueError)
+    assert "no such file" in str(err.value)
+
+
+def test_non_image_file_raises_value_error_naming_it(facenet, tmp_path):
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("this is not a picture\n")
+    with pytest.raises(ValueError, match="notes.jpg.*not an image"):
+        img_to_encoding(fake, facenet)
+
+
+def test_bad_array_shape(facenet):
+    with pytest.raises(FaceImageError, match="shape"):
+        img_to_encoding(np.zeros((10, 10, 5), np.uint8), facenet)
