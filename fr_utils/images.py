@@ -32,6 +32,10 @@ class FaceImageError(ValueError):
     """An image could not be read, or holds nothing usable."""
 
 
+class NoFaceError(FaceImageError):
+    """A photo in which the face detector found no face."""
+
+
 def _describe(source) -> str:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return f"<{memoryview(source).nbytes} bytes>"

@@ -1,11 +1,13 @@
 """img_to_encoding and friends: shapes, norms, preprocessing, bad input."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import fr_utils
-from fr_utils.encoding import encode_images, img_to_encoding, inference_function
-from fr_utils.images import FaceImageError, fixed_image_standardization, prewhiten
+from fr_utils.encoding import encode_faces, encode_images, face_crop, img_to_encoding, inference_function
+from fr_utils.images import FaceImageError, NoFaceError, fixed_image_standardization, prewhiten
 
 
 def test_fixed_standardization_values():
@@ -86,3 +88,52 @@ def test_non_image_file_raises_value_error_naming_it(facenet, tmp_path):
 def test_bad_array_shape(facenet):
     with pytest.raises(FaceImageError, match="shape"):
         img_to_encoding(np.zeros((10, 10, 5), np.uint8), facenet)
+
+
+# --- whole photos: detect, take the largest face, align, encode ---------------------------
+
+OTHER = Path(__file__).resolve().parent.parent / "images" / "other"
+
+
+def test_no_face_raises_no_face_error_naming_the_file(facenet):
+    photo = OTHER / "no_face_coffee.jpg"
+    with pytest.raises(NoFaceError, match="no_face_coffee.jpg: no face found") as err:
+        img_to_encoding(photo, facenet)
+    assert isinstance(err.value, FaceImageError) and isinstance(err.value, ValueError)
+
+
+def test_detect_false_takes_the_image_as_a_crop(facenet, cast_photos):
+    crop = face_crop(cast_photos[0])
+    assert crop.shape == (160, 160, 3) and crop.dtype == np.uint8
+    np.testing.assert_allclose(
+        img_to_encoding(crop, facenet, detect=False), img_to_encoding(cast_photos[0], facenet), atol=1e-5
+    )
+    # the whole photo taken as a crop is a different (worse) input
+    assert np.linalg.norm(img_to_encoding(cast_photos[0], facenet, detect=False) - img_to_encoding(crop, facenet, detect=False)) > 0.05
+
+
+def test_batch_nan_rows_for_photos_without_a_face(facenet, cast_photos):
+    photos = [cast_photos[0], OTHER / "no_face_coffee.jpg", cast_photos[1]]
+    out = encode_images(photos, facenet, on_no_face="nan")
+    assert np.isnan(out[1]).all() and np.isfinite(out[[0, 2]]).all()
+    with pytest.raises(NoFaceError, match="no_face_coffee"):
+        encode_images(photos, facenet)
+
+
+def test_encode_faces_returns_every_face_largest_first(facenet):
+    faces = encode_faces(OTHER / "two_faces_hopper_collins.jpg", facenet)
+    assert len(faces) == 2
+    areas = [f["box"][2] * f["box"][3] for f in faces]
+    assert areas[0] >= areas[1]
+    for f in faces:
+        assert f["embedding"].shape == (512,) and abs(np.linalg.norm(f["embedding"]) - 1) < 1e-5
+    assert encode_faces(OTHER / "no_face_coffee.jpg", facenet) == []
+
+
+def test_sample_cast_same_person_closer_than_any_other_pair(facenet, cast_photos):
+    enc = encode_images(cast_photos, facenet)
+    dist = np.linalg.norm(enc[:, None] - enc[None], axis=-1)
+    same = np.array([[a.parent == b.parent for b in cast_photos] for a in cast_photos])
+    off_diagonal = ~np.eye(len(cast_photos), dtype=bool)
+    assert same[off_diagonal].any(), "the cast needs one person with several photos"
+    assert dist[same & off_diagonal].max() < dist[~same].min()
