@@ -1,0 +1,138 @@
+"""Finding faces in a photo with MTCNN (Zhang et al., 2016).
+
+:func:`detect_faces` wraps the ``mtcnn`` package, which ships its own pretrained
+weights (P-Net, R-Net, O-Net), so nothing is downloaded. The detector is built
+once per process, on first use, and shared.
+
+Each face comes back as a dict, in pixel coordinates of the image given::
+
+    {'box': [x, y, w, h],                 # ints: top-left corner, width, height
+     'confidence': 0.998,                 # O-Net's face probability
+     'keypoints': {'left_eye': (x, y),    # the eye on the image's left
+                   'right_eye': (x, y),
+                   'nose': (x, y),
+                   'mouth_left': (x, y),
+                   'mouth_right': (x, y)}}
+
+sorted by box area, largest first. Large photos are downscaled before
+detection (longest side ``max_side``, 1024 px by default) and the results are
+mapped back to the original's coordinates.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from PIL import Image
+
+from fr_utils.images import ImageSource, as_rgb_array
+
+KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+#: Images whose shorter side is below this are too small for MTCNN's first
+#: stage (P-Net looks at 12 x 12 windows); they hold no detectable face.
+MIN_SIDE = 12
+
+_detector = None
+_lock = threading.Lock()
+
+
+def get_detector():
+    """The process-wide ``mtcnn.MTCNN`` detector, built on the first call."""
+    global _detector
+    if _detector is None:
+        with _lock:
+            if _detector is None:
+                import os
+
+                os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+                from mtcnn import MTCNN
+
+                _detector = MTCNN(stages="face_and_landmarks_detection", device="CPU:0")
+    return _detector
+
+
+def _downscaled(img: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
+    """(image to analyse, its scale relative to the original)."""
+    h, w = img.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return img, 1.0
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.asarray(Image.fromarray(img).resize(size, Image.BILINEAR), dtype=np.uint8)
+    # The scale actually applied along each axis differs by rounding; take the mean.
+    return small, (size[0] / w + size[1] / h) / 2.0
+
+
+def _point(p, scale: float, w: int, h: int) -> tuple[int, int]:
+    x = min(max(float(p[0]) / scale, 0.0), w - 1.0)
+    y = min(max(float(p[1]) / scale, 0.0), h - 1.0)
+    return int(round(x)), int(round(y))
+
+
+def _face(raw: dict, scale: float, w: int, h: int) -> dict | None:
+    x, y, bw, bh = (float(v) for v in raw["box"])
+    x1, y1 = max(0.0, x / scale), max(0.0, y / scale)
+    x2, y2 = min(float(w), (x + bw) / scale), min(float(h), (y + bh) / scale)
+    x1, y1, x2, y2 = (int(round(v)) for v in (x1, y1, x2, y2))
+    if x2 <= x1 or y2 <= y1:
+        return None
+    keypoints = raw.get("keypoints") or {}
+    return {
+        "box": [x1, y1, x2 - x1, y2 - y1],
+        "confidence": float(raw["confidence"]),
+        "keypoints": {k: _point(keypoints[k], scale, w, h) for k in KEYPOINTS if k in keypoints},
+    }
+
+
+def detect_faces(
+    image: ImageSource,
+    *,
+    min_confidence: float = 0.9,
+    max_side: int | None = 1024,
+    min_face_size: int = 20,
+) -> list[dict]:
+    """Find the faces in a photo.
+
+    Args:
+        image: a path, bytes, Pillow image or RGB array (anything
+            :func:`fr_utils.images.as_rgb_array` takes).
+        min_confidence: faces whose O-Net confidence is below this are dropped.
+        max_side: photos whose longest side is larger are downscaled to it for
+            detection (faster, and MTCNN needs no more); ``None`` never downscales.
+            Boxes and keypoints are always in the original's pixels.
+        min_face_size: smallest face looked for, in pixels of the image as
+            analysed (after downscaling).
+    Returns:
+        A list of dicts ``{'box': [x, y, w, h], 'confidence': float, 'keypoints':
+        {'left_eye', 'right_eye', 'nose', 'mouth_left', 'mouth_right'}}``, largest
+        box first; ``[]`` when there is no face. Boxes are clipped to the image.
+    Raises:
+        FaceImageError: the image cannot be read.
+    """
+    img = as_rgb_array(image)
+    h, w = img.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        return []
+    small, scale = _downscaled(img, max_side)
+    if min(small.shape[:2]) < MIN_SIDE:
+        return []
+    detector = get_detector()
+    with _lock:  # one detection at a time: MTCNN is not documented as thread-safe
+        raw = detector.detect_faces(small, min_face_size=max(int(min_face_size), 1))
+    faces = []
+    for r in raw or []:
+        if float(r["confidence"]) < min_confidence:
+            continue
+        face = _face(r, scale, w, h)
+        if face is not None:
+            faces.append(face)
+    faces.sort(key=lambda f: (-f["box"][2] * f["box"][3], -f["confidence"]))
+    return faces
+
+
+def largest_face(image: ImageSource, **kwargs) -> dict | None:
+    """The largest face :func:`detect_faces` finds, or ``None`` when there is none."""
+    faces = detect_faces(image, **kwargs)
+    return faces[0] if faces else None
