@@ -1,0 +1,95 @@
+"""Seconds per autograded submission: the real nbgrader cycle on this machine.
+
+    python benchmarks/autograde_seconds.py [--assignment triplet_loss] [--students 10]
+
+In a temporary course directory (nbgrader_config.py + notebooks/<assignment>):
+``nbgrader generate_assignment``, then the instructor's solution submitted by
+``--students`` students, then
+
+  * ``nbgrader autograde`` of a class of 1 (start-up cost + one notebook);
+  * ``nbgrader autograde`` of the whole class in one call;
+
+and prints the wall time of each, the seconds per submission, and the marginal
+cost of one more submission ((class - single) / (students - 1)), which is what
+grading a large class costs per student.  Each submission starts its own kernel
+and imports TensorFlow, so that dominates.  Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from nbgrader_helpers import SOLUTION_BEGIN, SOLUTION_END, Course  # noqa: E402
+
+
+def instructor_submission(course: Course, notebook: str):
+    """The release with every solution cell replaced by the source's (markers removed)."""
+    source = course.read_source(notebook)
+    solutions = {
+        cell.metadata["nbgrader"]["grade_id"]: "\n".join(
+            line for line in cell.source.splitlines() if SOLUTION_BEGIN not in line and SOLUTION_END not in line
+        )
+        for cell in source.cells
+        if cell.get("metadata", {}).get("nbgrader", {}).get("solution")
+    }
+    release = course.read_release(notebook)
+    for cell in release.cells:
+        cell_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if cell_id in solutions:
+            cell.source = solutions[cell_id]
+    return release
+
+
+def timed(action) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--assignment", default="triplet_loss")
+    parser.add_argument("--students", type=int, default=10, help="class size (default 10)")
+    args = parser.parse_args()
+    if args.students < 2:
+        parser.error("--students must be at least 2")
+
+    notebooks = sorted(p.stem for p in (REPO / "notebooks" / args.assignment).glob("*.ipynb"))
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(f"assignment: {args.assignment} ({', '.join(notebooks)}), class of {args.students}")
+
+    with tempfile.TemporaryDirectory(prefix="autograde-bench-") as tmp:
+        single = Course.create(Path(tmp) / "single", args.assignment)
+        whole = Course.create(Path(tmp) / "class", args.assignment)
+        for course, size in ((single, 1), (whole, args.students)):
+            course.generate_assignment()
+            for notebook in notebooks:
+                submission = instructor_submission(course, notebook)
+                for index in range(size):
+                    course.submit(f"student{index:03d}", notebook, submission)
+
+        one = timed(single.autograde)
+        many = timed(whole.autograde)
+        scores = whole.scores(notebooks[0])
+        full = sum(whole.max_scores(notebooks[0]).values())
+        graded_full = sum(1 for cells in scores.values() if sum(cells.values()) == full)
+
+    marginal = (many - one) / (args.students - 1)
+    print(f"nbgrader autograde, 1 submission:            {one:6.1f} s")
+    print(f"nbgrader autograde, {args.students:3d} submissions (1 call): {many:6.1f} s"
+          f"  = {many / args.students:.2f} s per submission")
+    print(f"marginal cost of one more submission:        {marginal:6.2f} s")
+    print(f"full marks: {graded_full}/{args.students} submissions")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""nbgrader configuration for the FaceNet course.
+
+Run every nbgrader command from the repository root (this file's folder), with
+the project's virtual environment first on PATH (nbgrader shells out to
+``alembic``)::
+
+    export PATH="$PWD/.venv/bin:$PATH"
+
+Layout (generated folders are git-ignored)::
+
+    notebooks/<assignment>/*.ipynb        instructor versions: solutions + hidden tests
+    release/<assignment>/                 student versions   (nbgrader generate_assignment)
+    submitted/<student>/<assignment>/     collected work     (you put it there)
+    autograded/<student>/<assignment>/    graded notebooks   (nbgrader autograde)
+    feedback/<student>/<assignment>/      HTML for students  (nbgrader generate_feedback)
+    gradebook.db                          scores             (nbgrader export -> grades.csv)
+"""
+
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import GetGrades
+
+from fr_utils.checks.feedback import HideHiddenTests
+
+c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
+
+# The instructor notebooks live in notebooks/, not nbgrader's default source/.
+c.CourseDirectory.source_directory = "notebooks"
+
+# Every notebook runs on the same kernel: the environment nbgrader runs in
+# (jupyter_client starts "python3" with nbgrader's own interpreter).
+c.Execute.kernel_name = "python3"
+
+# Seconds one cell may run before the kernel is interrupted and the cell fails:
+# enough for importing TensorFlow and running a model on a busy CPU, bounded so an
+# endless loop in a submission cannot stall a whole class.  The notebooks' own
+# checks stop a learner's function after fr_utils.checks.DEFAULT_TIME_LIMIT_S.
+c.Execute.timeout = 120
+c.Execute.interrupt_on_timeout = True
+c.Execute.startup_timeout = 120
+
+# A submission whose test cell was deleted gets it back (and is graded on it);
+# edited test cells are always restored from the gradebook.
+c.OverwriteCells.add_missing_cells = True
+
+# What replaces a solution region in the student version.
+c.ClearSolutions.code_stub = {
+    "python": "# YOUR CODE HERE\nraise NotImplementedError()",
+}
+
+# Feedback shows the public tests and the messages of hidden ones, never their code.
+c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, HideHiddenTests]

@@ -1,0 +1,119 @@
+"""Static checks of the course set-up: nbgrader_config.py and the triplet-loss source
+notebook (fast: nothing is executed)."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+from traitlets.config.loader import PyFileConfigLoader
+
+from fr_utils.checks.feedback import HideHiddenTests
+from nbgrader_helpers import (
+    HIDDEN_BEGIN,
+    HIDDEN_END,
+    REPO,
+    SOLUTION_BEGIN,
+    SOLUTION_END,
+    grade_cells,
+    marked_lines,
+    nbgrader_meta,
+    read_notebook,
+)
+
+SOURCE = REPO / "notebooks" / "triplet_loss" / "triplet_loss.ipynb"
+
+
+@pytest.fixture(scope="module")
+def config():
+    return PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
+
+
+@pytest.fixture(scope="module")
+def source():
+    return read_notebook(SOURCE)
+
+
+def test_config_points_nbgrader_at_the_notebooks(config):
+    assert config.CourseDirectory.source_directory == "notebooks"
+    assert config.Execute.kernel_name == "python3"
+    assert config.OverwriteCells.add_missing_cells is True
+    assert HideHiddenTests in config.GenerateFeedback.preprocessors
+
+
+def test_cell_timeout_is_bounded_but_roomy(config):
+    assert 60 <= config.Execute.timeout <= 600
+    assert config.Execute.interrupt_on_timeout is True
+
+
+def test_source_notebook_is_valid_and_clean(source):
+    nbformat.validate(source)
+    assert source.metadata.kernelspec.name == "python3"
+    for cell in source.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, "clear the outputs"
+
+
+def test_nbgrader_metadata(source):
+    metas = [nbgrader_meta(cell) for cell in source.cells if nbgrader_meta(cell)]
+    ids = [meta["grade_id"] for meta in metas]
+    assert len(ids) == len(set(ids))
+    assert all(meta["schema_version"] == 3 for meta in metas)
+    assert grade_cells(source) == {
+        "triplet_loss_single": 2, "triplet_loss_batch": 2, "triplet_loss_seeded": 1,
+        "triplet_loss_hidden": 3, "semi_hard_public": 2, "semi_hard_hidden": 2,
+    }
+    for cell in source.cells:
+        meta = nbgrader_meta(cell)
+        if meta.get("solution"):
+            assert SOLUTION_BEGIN in cell.source and SOLUTION_END in cell.source
+            assert not meta["grade"], "solutions are graded by the test cells after them"
+        if meta.get("grade"):
+            assert meta["locked"] and cell.cell_type == "code"
+        if HIDDEN_BEGIN in cell.source:
+            assert meta.get("grade"), "hidden tests belong in grade cells"
+
+
+def test_every_test_cell_follows_a_solution_or_test_cell(source):
+    """nbgrader 0.9.6 re-inserts a deleted test cell after the nbgrader cell that
+    preceded it, and fails (KeyError) if that one is neither a solution nor a grade
+    cell.  So no other kind of nbgrader cell (locked read-only cells) may come first."""
+    previous = None
+    for cell in source.cells:
+        meta = nbgrader_meta(cell)
+        if not meta:
+            continue
+        if meta.get("grade"):
+            assert previous is not None and (previous.get("grade") or previous.get("solution")), meta["grade_id"]
+        previous = meta
+
+
+def test_hidden_tests_are_not_in_the_public_checks(source):
+    hidden = marked_lines(source, HIDDEN_BEGIN, HIDDEN_END)
+    assert len(hidden) > 10
+    public = "\n".join(path.read_text() for path in (REPO / "fr_utils" / "checks").glob("*.py"))
+    assert [line for line in hidden if line in public] == []
+
+
+def _cell(source: str, traceback: list[str]):
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True,
+                                 "grade_id": "t", "points": 1, "schema_version": 3}
+    cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError",
+                                           evalue="Hidden test: wrong", traceback=traceback)]
+    return cell
+
+
+def test_feedback_preprocessor_hides_hidden_code_and_tracebacks():
+    code = f"check(f)\n{HIDDEN_BEGIN}\nassert secret_reference(f) == 42\n{HIDDEN_END}\nprint('ok')"
+    cell = _cell(code, ["Traceback ...", "----> 3 assert secret_reference(f) == 42", "AssertionError: Hidden test: wrong"])
+    cell, _ = HideHiddenTests().preprocess_cell(cell, {}, 0)
+    assert cell.source == "check(f)\nprint('ok')"
+    assert cell.outputs[0].traceback[0] == "AssertionError: Hidden test: wrong"
+    assert "secret_reference" not in str(cell)
+
+
+def test_feedback_preprocessor_keeps_public_tracebacks():
+    traceback = ["Traceback ...", "----> 1 check(f)", "AssertionError: expected 1, got 2"]
+    cell, _ = HideHiddenTests().preprocess_cell(_cell("check(f)", list(traceback)), {}, 0)
+    assert cell.source == "check(f)"
+    assert cell.outputs[0].traceback == traceback
