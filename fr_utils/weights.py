@@ -303,11 +303,15 @@ def build(
     out_dir = out_dir or weights_dir()
     if not force:
         try:
-            verify(out_dir)
-            print(f"{weights_path(out_dir)} is up to date (sha256 matches its manifest)")
-            return manifest_path(out_dir)
+            manifest = verify(out_dir)
         except WeightsError:
             pass
+        else:
+            stale = sorted(k for k, v in MODEL_CARD.items() if manifest.get(k) != v)
+            if not stale:
+                print(f"{weights_path(out_dir)} is up to date (sha256 matches its manifest)")
+                return manifest_path(out_dir)
+            print(f"{manifest_path(out_dir)} is out of date ({', '.join(stale)}): rebuilding")
 
     import keras
     import tensorflow as tf
