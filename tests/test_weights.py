@@ -157,3 +157,32 @@ def test_verify_cli_reports_damage(weights_copy, capsys):
     path.write_bytes(b"not an h5 file")
     assert W.main(["verify", "--dir", str(weights_copy)]) == 1
     assert str(path) in capsys.readouterr().err
+
+
+def test_manifest_records_the_measured_verification_threshold():
+    card = W.verify()["verification"]
+    assert card == W.MODEL_CARD["verification"]
+    assert card["metric"] == "euclidean"
+    # unit embeddings are at most 2 apart; a threshold outside (0, 2) would open for everyone or no one
+    assert 0.0 < card["threshold"] < 2.0
+    assert "pairsDevTrain" in card["chosen_on"]
+
+
+def test_build_skips_up_to_date_weights(weights_copy, capsys):
+    before = W.manifest_path(weights_copy).read_bytes()
+    W.build(weights_copy)
+    assert "up to date" in capsys.readouterr().out
+    assert W.manifest_path(weights_copy).read_bytes() == before
+
+
+@pytest.mark.slow
+def test_build_refreshes_a_manifest_whose_model_card_is_stale(weights_copy, capsys):
+    mpath = W.manifest_path(weights_copy)
+    manifest = json.loads(mpath.read_text())
+    del manifest["verification"]
+    mpath.write_text(json.dumps(manifest))
+    W.build(weights_copy)
+    assert "out of date (verification)" in capsys.readouterr().out
+    rebuilt = json.loads(mpath.read_text())
+    assert rebuilt["verification"] == W.MODEL_CARD["verification"]
+    assert rebuilt["weights_sha256"] == manifest["weights_sha256"]  # the conversion is reproducible
