@@ -1,0 +1,324 @@
+"""Embeddings of many image files, cached on disk so a rerun takes seconds.
+
+:func:`embed_files` is what the LFW benchmark, the door database and the
+training notebooks call to turn a list of photos into embeddings. Two caches
+live under ``<cache>/`` (default ``~/.cache/fr_utils/embeddings``, or
+``$FR_CACHE_DIR/embeddings``, or the ``cache_dir`` argument):
+
+* ``detections/<detector>/``: every face MTCNN found in each file (box,
+  confidence, five keypoints), so another alignment variant or another model
+  never runs the detector again;
+* ``<model>-<alignment>-<flip>/``: one embedding row per file for one model
+  (the pretrained encoder is named by its weights' sha256 from the manifest,
+  any other model by a sha256 of its weights), alignment variant and flip.
+
+A file is identified by its absolute path, size and modification time, so an
+edited photo is embedded again. Each cache is a folder of immutable chunk files,
+each written to a temporary file and then renamed into place, so an
+interrupted run loses at most its last unwritten chunk and never leaves a
+half-written file under a real name. A chunk that cannot be read is reported
+with a warning, deleted, and its entries computed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+import uuid
+import warnings
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from fr_utils.images import FaceImageError, as_rgb_array, fixed_image_standardization
+
+#: Alignment variants :func:`embed_files` knows: name -> function(image, face, size) -> crop.
+ALIGNMENTS = ("box", "similarity")
+
+#: Chunks written per this many newly computed files (what an interruption may lose at most).
+CHUNK_SIZE = 256
+
+#: A cache folder holding more chunk files than this is merged into one chunk when read.
+MAX_CHUNKS = 16
+
+_BATCH = 32
+
+
+def default_cache_dir() -> Path:
+    """``$FR_CACHE_DIR/embeddings``, or ``~/.cache/fr_utils/embeddings``."""
+    from fr_utils.weights import cache_dir
+
+    return cache_dir() / "embeddings"
+
+
+def file_key(path: str | os.PathLike) -> str:
+    """``"<absolute path>|<size>|<mtime in ns>"``: what identifies a file's contents in the cache.
+
+    Raises:
+        FaceImageError: the file does not exist (the message names it).
+    """
+    p = Path(path).expanduser().absolute()
+    try:
+        st = p.stat()
+    except OSError as err:
+        raise FaceImageError(f"{p}: cannot read the image file ({err.strerror or err})") from err
+    if not p.is_file():
+        raise FaceImageError(f"{p}: not a file")
+    return f"{p}|{st.st_size}|{st.st_mtime_ns}"
+
+
+# --------------------------------------------------------------------------- chunked stores
+
+
+class _ChunkStore:
+    """A folder of immutable chunk files mapping file keys to values."""
+
+    suffix = ""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.entries: dict = {}
+        self.pending: dict = {}
+        self._load()
+
+    def _load(self) -> None:
+        chunks = sorted(self.folder.glob(f"*{self.suffix}")) if self.folder.is_dir() else []
+        good = []
+        for chunk in chunks:
+            try:
+                self.entries.update(self._read(chunk))
+                good.append(chunk)
+            except Exception as err:  # any damage: numpy, zipfile, json and OS errors differ
+                warnings.warn(f"ignoring a damaged cache file {chunk} ({type(err).__name__}: {err}); "
+                              "its entries will be computed again", RuntimeWarning, stacklevel=3)
+                chunk.unlink(missing_ok=True)
+        if len(good) > MAX_CHUNKS:
+            self.pending = dict(self.entries)
+            self.flush()
+            for chunk in good:
+                chunk.unlink(missing_ok=True)
+
+    def add(self, key: str, value) -> None:
+        self.entries[key] = value
+        self.pending[key] = value
+
+    def flush(self) -> None:
+        """Write the entries added since the last flush as one new chunk (atomically)."""
+        if not self.pending:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}{self.suffix}"
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=self.suffix)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                self._write(f, self.pending)
+            os.replace(tmp, self.folder / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self.pending = {}
+
+    def _read(self, chunk: Path) -> dict:
+        raise NotImplementedError
+
+    def _write(self, f, entries: dict) -> None:
+        raise NotImplementedError
+
+
+class _DetectionStore(_ChunkStore):
+    """file key -> list of face dicts (box, confidence, keypoints), largest first."""
+
+    suffix = ".json"
+
+    def _read(self, chunk: Path) -> dict:
+        data = json.loads(chunk.read_text())
+        faces = data["faces"]
+        if not isinstance(faces, dict):
+            raise ValueError("'faces' is not a mapping")
+        return faces
+
+    def _write(self, f, entries: dict) -> None:
+        f.write(json.dumps({"format": 1, "faces": entries}).encode())
+
+
+class _EmbeddingStore(_ChunkStore):
+    """file key -> (d,) float32 embedding (all NaN when the file has no face)."""
+
+    suffix = ".npz"
+
+    def __init__(self, folder: Path, dim: int):
+        self.dim = dim
+        super().__init__(folder)
+
+    def _read(self, chunk: Path) -> dict:
+        with np.load(chunk, allow_pickle=False) as data:
+            keys, rows = data["keys"], data["embeddings"]
+        if rows.ndim != 2 or rows.shape != (len(keys), self.dim):
+            raise ValueError(f"embeddings of shape {rows.shape} for {len(keys)} keys of dimension {self.dim}")
+        return dict(zip(keys.tolist(), rows.astype(np.float32)))
+
+    def _write(self, f, entries: dict) -> None:
+        np.savez(f, keys=np.array(list(entries), dtype=str), embeddings=np.stack(list(entries.values())))
+
+
+# --------------------------------------------------------------------------- the model's identity
+
+
+def model_fingerprint(model) -> str:
+    """A name for ``model``'s weights: the manifest's sha256 for the pretrained encoder
+    (a read-only model from ``load_facenet``), else a sha256 of its weight arrays."""
+    from fr_utils.encoding import _READ_ONLY
+
+    if model in _READ_ONLY:
+        from fr_utils.weights import read_manifest
+
+        return str(read_manifest()["weights_sha256"])
+    digest = hashlib.sha256(repr(tuple(model.input_shape)).encode())
+    for w in model.get_weights():
+        w = np.ascontiguousarray(w)
+        digest.update(f"{w.dtype}{w.shape}".encode())
+        digest.update(w.tobytes())
+    return digest.hexdigest()
+
+
+def detector_name() -> str:
+    """The detector's cache folder name: ``mtcnn-<package version>``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"mtcnn-{version('mtcnn')}"
+    except PackageNotFoundError:
+        return "mtcnn-unknown"
+
+
+# --------------------------------------------------------------------------- embedding
+
+
+def _aligner(alignment: str) -> Callable[[np.ndarray, dict, int], np.ndarray]:
+    from fr_utils import align
+
+    if alignment == "box":
+        return lambda img, face, size: align.align_face(img, face, size=size, margin=32)
+    if alignment == "similarity":
+        return lambda img, face, size: align.align_similarity(img, face, size=size)
+    raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+
+
+def _detect(img: np.ndarray) -> list[dict]:
+    from fr_utils.detect import detect_faces
+
+    return [
+        {"box": [int(v) for v in f["box"]], "confidence": float(f["confidence"]),
+         "keypoints": {k: [int(p[0]), int(p[1])] for k, p in f["keypoints"].items()}}
+        for f in detect_faces(img)
+    ]
+
+
+def embed_files(
+    paths: Sequence[str | os.PathLike] | Iterable[str | os.PathLike],
+    model=None,
+    *,
+    alignment: str = "box",
+    flip: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """Embed the largest face of each photo file, with an on-disk cache.
+
+    Each photo goes through MTCNN (:func:`fr_utils.detect.detect_faces`); its
+    largest face is cropped (``alignment="box"``: the box plus a 32-px margin,
+    as :func:`fr_utils.encode_images` does, so the rows equal
+    ``encode_images(paths, detect=True, margin=32)``; ``"similarity"``: see
+    :func:`fr_utils.align.align_similarity`), resized to the model's input
+    size, standardised with ``fixed_image_standardization`` and encoded in
+    batches of 32.
+
+    Args:
+        paths: n image files (any format :func:`fr_utils.load_image` reads).
+        model: the encoder, ``fr_utils.load_facenet()`` when omitted; any
+            Keras-like model with ``input_shape``, ``output_shape``,
+            ``predict_on_batch`` and ``get_weights``.
+        alignment: ``"box"`` or ``"similarity"``.
+        flip: also encode the horizontally mirrored crop and concatenate,
+            ``[f(x), f(mirror(x))]`` (test-time augmentation).
+        cache_dir: the cache's folder; default ``$FR_CACHE_DIR/embeddings`` or
+            ``~/.cache/fr_utils/embeddings``.
+        progress: show a progress bar over the files not yet cached.
+    Returns:
+        float32 array of shape (n, d), d = 512 for the pretrained encoder (1024
+        with ``flip=True``), one row per path in order; a row is all NaN where
+        no face was found.
+    Raises:
+        FaceImageError: a file is missing or is not a readable image (the
+            message names it). Nothing already cached is lost.
+        ValueError: unknown ``alignment``.
+    """
+    align_fn = _aligner(alignment)
+    paths = [Path(p) for p in paths]
+    keys = [file_key(p) for p in paths]
+    if model is None:
+        from fr_utils.weights import load_facenet
+
+        model = load_facenet()
+    size = int(model.input_shape[1])
+    dim = int(model.output_shape[-1]) * (2 if flip else 1)
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    name = f"{model_fingerprint(model)[:16]}-{alignment}-{'flip' if flip else 'noflip'}"
+    embeddings = _EmbeddingStore(root / name, dim)
+
+    todo = [k for k in dict.fromkeys(keys) if k not in embeddings.entries]
+    if todo:
+        detections = _DetectionStore(root / "detections" / detector_name())
+        by_key = {k: p for k, p in zip(keys, paths)}
+        _compute(todo, by_key, model, align_fn, size, flip, embeddings, detections, progress)
+    return np.stack([embeddings.entries[k] for k in keys]) if keys else np.zeros((0, dim), np.float32)
+
+
+def _compute(todo, by_key, model, align_fn, size, flip, embeddings, detections, progress) -> None:
+    """Embed the files ``todo`` (keys), adding them to the stores chunk by chunk."""
+    from fr_utils.encoding import inference_function
+
+    run = inference_function(model)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), unit="image", desc="embedding")
+    try:
+        for start in range(0, len(todo), _BATCH):
+            batch_keys, crops, empty = [], [], []
+            for key in todo[start : start + _BATCH]:
+                path = by_key[key]
+                img = as_rgb_array(path)
+                faces = detections.entries.get(key)
+                if faces is None:
+                    faces = _detect(img)
+                    detections.add(key, faces)
+                if faces:
+                    batch_keys.append(key)
+                    crops.append(align_fn(img, faces[0], size))
+                else:
+                    empty.append(key)
+            if crops:
+                x = fixed_image_standardization(np.stack(crops))
+                out = np.asarray(run(x), dtype=np.float32)
+                if flip:
+                    out = np.concatenate([out, np.asarray(run(np.ascontiguousarray(x[:, :, ::-1])), dtype=np.float32)], axis=1)
+                for key, row in zip(batch_keys, out):
+                    embeddings.add(key, row)
+            for key in empty:
+                embeddings.add(key, np.full(embeddings.dim, np.nan, np.float32))
+            if len(embeddings.pending) >= CHUNK_SIZE:
+                detections.flush()
+                embeddings.flush()
+            if bar is not None:
+                bar.update(len(batch_keys) + len(empty))
+    finally:
+        detections.flush()
+        embeddings.flush()
+        if bar is not None:
+            bar.close()
