@@ -218,6 +218,43 @@ def _detect(img: np.ndarray) -> list[dict]:
     ]
 
 
+def detect_files(
+    paths: Sequence[str | os.PathLike],
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> list[list[dict]]:
+    """Every face MTCNN finds in each of n photo files, through the detection cache.
+
+    Returns:
+        n lists of face dicts (``box``, ``confidence``, ``keypoints``; see
+        :func:`fr_utils.detect.detect_faces`), largest first, ``[]`` for no face.
+    Raises:
+        FaceImageError: a file is missing or unreadable (the message names it).
+    """
+    keys = [file_key(p) for p in paths]
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    store = _DetectionStore(root / "detections" / detector_name())
+    todo = {k: Path(p) for k, p in zip(keys, paths) if k not in store.entries}
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), unit="image", desc="detecting")
+    try:
+        for key, path in todo.items():
+            store.add(key, _detect(as_rgb_array(path)))
+            if len(store.pending) >= CHUNK_SIZE:
+                store.flush()
+            if bar is not None:
+                bar.update(1)
+    finally:
+        store.flush()
+        if bar is not None:
+            bar.close()
+    return [store.entries[k] for k in keys]
+
+
 def embed_files(
     paths: Sequence[str | os.PathLike] | Iterable[str | os.PathLike],
     model=None,
