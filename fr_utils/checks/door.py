@@ -1,0 +1,472 @@
+"""Public checks for ``notebooks/door/door.ipynb``: the face-recognition door.
+
+Exercise 1, ``build_database(image_paths_by_name, model)``::
+
+    check_database_cast        the sample cast, one photo each: {name: (1, 512) encoding}
+    check_database_names       the names come from the dict (not the files), any number of people
+
+Exercise 2, ``verify(image_path, identity, database, model, threshold)``::
+
+    check_verify_cast          same person -> door open; someone else -> door shut; L2 distance
+    check_verify_details       the threshold argument, the CLAIMED identity, unknown identities
+
+Exercise 3, ``who_is_it(image_path, database, model, threshold)``::
+
+    check_who_is_it_cast       recognises a cast member; a stranger is "Not in the database."
+    check_who_is_it_closest    the closest of several people, wherever it sits in the database
+    check_who_is_it_threshold  the threshold argument decides, not a number written in the code
+
+Each check raises ``AssertionError`` with what was expected, what your function
+returned and, when the result matches a usual mistake, which one.  Checks that
+need a database of known distances build it around the photo's real encoding:
+a vector at L2 distance ``d`` from a unit vector ``e`` is ``cos(t) e + sin(t) u``
+with ``u`` a unit vector orthogonal to ``e`` and ``d**2 = 2 - 2 cos(t)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from fr_utils.checks._runner import call_with_time_limit
+
+CAST_DIR = Path(__file__).resolve().parents[2] / "images" / "people"
+"""The sample cast: ``<Name>/<Name>_000N.jpg``."""
+
+CHECK_THRESHOLD = 1.0
+"""The threshold the cast checks pass: every same-person L2 distance of the cast
+is below 0.75 and every different-person distance above 1.2."""
+
+_ATOL = 1e-4  # float32 embeddings of length 1: distances agree to ~1e-6
+
+TIME_LIMIT_S = 30.0
+"""Seconds each call of a learner's function may take: it detects and encodes up to
+six photos, on a busy 2-core CPU."""
+
+
+# --------------------------------------------------------------------------
+# The sample cast and reference encodings
+# --------------------------------------------------------------------------
+
+
+def sample_cast(directory: Path | str | None = None) -> dict[str, list[Path]]:
+    """The cast's photos by person: ``{name: [path, ...]}``, names and paths sorted.
+
+    Raises:
+        FileNotFoundError: the folder is missing or holds no photos (names it).
+    """
+    root = Path(directory) if directory is not None else CAST_DIR
+    cast = {
+        person.name: sorted(p for p in person.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+        for person in sorted(root.iterdir()) if person.is_dir()
+    } if root.is_dir() else {}
+    cast = {name: photos for name, photos in cast.items() if photos}
+    if not cast:
+        raise FileNotFoundError(f"{root}: the sample cast is missing (expected <Name>/<Name>_0001.jpg)")
+    return cast
+
+
+_ENCODINGS: dict[tuple[str, int], np.ndarray] = {}
+
+
+def reference_encoding(path: Path | str, model) -> np.ndarray:
+    """``fr_utils.img_to_encoding(path, model)``, (1, 512), computed once per photo and model."""
+    from fr_utils.encoding import img_to_encoding
+
+    key = (str(Path(path).resolve()), id(model))
+    if key not in _ENCODINGS:
+        _ENCODINGS[key] = np.asarray(img_to_encoding(str(path), model), dtype=np.float32)
+    return _ENCODINGS[key]
+
+
+def _photo(name: str, index: int = 0) -> str:
+    return str(sample_cast()[name][index])
+
+
+def at_distance(encoding: np.ndarray, distances, seed: int = 0) -> list[np.ndarray]:
+    """Unit vectors at the given L2 distances (each in [0, 2]) from a unit ``encoding``.
+
+    Args:
+        encoding: shape (1, d) or (d,), length 1.
+        distances: k numbers.
+    Returns:
+        k float32 arrays of shape (1, d), each of length 1 and at its distance from
+        ``encoding`` (to float32 rounding), in random, mutually different directions.
+    """
+    e = np.asarray(encoding, dtype=np.float64).reshape(-1)
+    e = e / np.linalg.norm(e)
+    rng = np.random.default_rng(seed)
+    out = []
+    for d in distances:
+        if not 0.0 <= d <= 2.0:
+            raise ValueError(f"unit vectors are at most 2 apart, got distance {d}")
+        u = rng.standard_normal(e.shape)
+        u -= (u @ e) * e
+        u /= np.linalg.norm(u)
+        cos = 1.0 - d * d / 2.0
+        out.append((cos * e + math.sqrt(max(0.0, 1.0 - cos * cos)) * u).astype(np.float32)[None, :])
+    return out
+
+
+def _distance(a, b) -> float:
+    a, b = (np.asarray(x, dtype=np.float64).reshape(-1) for x in (a, b))
+    return float(np.linalg.norm(a - b))
+
+
+# --------------------------------------------------------------------------
+# Calling the learner's function
+# --------------------------------------------------------------------------
+
+
+def _call(function: Callable, *args: Any, **kwargs: Any) -> tuple[Any, str]:
+    """The function's result and what it printed."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        result = call_with_time_limit(function, *args, seconds=TIME_LIMIT_S, **kwargs)
+    return result, printed.getvalue()
+
+
+def _number(value, name: str, what: str) -> float:
+    if value is None:
+        raise AssertionError(f"{name} returned None as {what}: did you forget to return it?")
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise AssertionError(f"{name} returned {value!r} as {what}; expected a number.") from None
+    if array.size != 1:
+        raise AssertionError(
+            f"{name} returned an array of shape {array.shape} as {what}; expected one number. "
+            "np.linalg.norm(a - b) of two (1, 512) encodings is a single number."
+        )
+    return float(array.reshape(-1)[0])
+
+
+def _pair(result, name: str, first: str, second: str) -> tuple[Any, Any]:
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        raise AssertionError(
+            f"{name} returned {type(result).__name__} {result!r:.80}; expected a pair "
+            f"({first}, {second}): end with `return {first}, {second}`."
+        )
+    return result[0], result[1]
+
+
+def _distance_hints(got: float, expected: float, others: dict[str, float], claimed: str | None) -> str:
+    """Why ``got`` may differ from ``expected``: squared, or another person's distance."""
+    if abs(got - expected * expected) <= _ATOL and abs(expected - expected * expected) > _ATOL:
+        return (
+            "\nLikely cause: this is the SQUARED distance. The door uses the plain L2 "
+            "distance: np.linalg.norm(encoding - database[identity])."
+        )
+    for other, d in others.items():
+        if abs(got - d) <= _ATOL:
+            if claimed is not None:
+                return (
+                    f"\nLikely cause: that is the distance to {other!r}, not to the claimed "
+                    f"identity {claimed!r}: compare with database[identity] only."
+                )
+            return f"\nLikely cause: that is the distance to {other!r}."
+    return ""
+
+
+# --------------------------------------------------------------------------
+# Exercise 1: build_database
+# --------------------------------------------------------------------------
+
+
+def _expect_database(build_database: Callable, paths_by_name: dict[str, str], model,
+                     situation: str) -> dict:
+    references = {name: reference_encoding(path, model) for name, path in paths_by_name.items()}
+    result, _ = _call(build_database, dict(paths_by_name), model)
+    if result is None:
+        raise AssertionError("build_database returned None: did you forget `return database`?")
+    if not isinstance(result, dict):
+        raise AssertionError(
+            f"build_database returned a {type(result).__name__}; expected a dict {{name: encoding}}."
+        )
+    if set(result) != set(paths_by_name):
+        raise AssertionError(
+            f"{situation}: expected the names {sorted(paths_by_name)}, got {sorted(map(str, result))}. "
+            "Use the dict's keys as the names, one entry per person."
+        )
+    for name, path in paths_by_name.items():
+        value = np.asarray(result[name])
+        if value.shape != (1, 512):
+            raise AssertionError(
+                f"{situation}: database[{name!r}] has shape {value.shape}; expected (1, 512), "
+                "exactly what img_to_encoding(image_path, model) returns."
+            )
+        if np.allclose(value, references[name], atol=_ATOL):
+            continue
+        message = f"{situation}: database[{name!r}] is not the encoding of its photo {Path(path).name}."
+        for other, encoding in references.items():
+            if other != name and np.allclose(value, encoding, atol=_ATOL):
+                message += (
+                    f"\nLikely cause: it is the encoding of {other!r}'s photo. Encode each "
+                    "person's own path inside the loop (for name, path in "
+                    "image_paths_by_name.items()): database[name] = img_to_encoding(path, model)."
+                )
+                break
+        else:
+            message += (
+                " Use fr_utils.img_to_encoding(path, model) as it is (it detects and aligns "
+                "the face), without changing the encoding."
+            )
+        raise AssertionError(message)
+    return result
+
+
+def check_database_cast(build_database: Callable, model) -> dict[str, np.ndarray]:
+    """The sample cast, one photo each (the first): every name with its photo's encoding.
+
+    Returns the database, so the notebook can use it."""
+    paths = {name: str(photos[0]) for name, photos in sample_cast().items()}
+    return _expect_database(build_database, paths, model, "The sample cast, one photo per person")
+
+
+def check_database_names(build_database: Callable, model) -> None:
+    """Names that are not the files' names, in any order, and an empty dict."""
+    paths = {"Admiral Hopper": _photo("Grace_Hopper"), "the 44th president": _photo("Barack_Obama", 1)}
+    _expect_database(build_database, paths, model,
+                     "Two people under names unrelated to their file names")
+    empty, _ = _call(build_database, {}, model)
+    if empty != {}:
+        raise AssertionError(f"build_database({{}}, model) returned {empty!r}; expected an empty dict.")
+
+
+# --------------------------------------------------------------------------
+# Exercise 2: verify
+# --------------------------------------------------------------------------
+
+
+def _door(value, name: str = "verify") -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise AssertionError(
+        f"{name} returned {value!r} ({type(value).__name__}) as door_open; expected True or "
+        "False, the result of a comparison such as `dist < threshold`."
+    )
+
+
+def _expect_verify(verify: Callable, path: str, identity: str, database: dict, model,
+                   threshold: float, situation: str) -> None:
+    encoding = reference_encoding(path, model)
+    want_dist = _distance(encoding, database[identity])
+    want_open = want_dist < threshold
+    result, printed = _call(verify, path, identity, database, model, threshold=threshold)
+    got_dist, got_open = _pair(result, "verify", "dist", "door_open")
+    got_dist = _number(got_dist, "verify", "dist")
+    got_open = _door(got_open)
+    where = f"{situation} (threshold={threshold:g})"
+    if abs(got_dist - want_dist) > _ATOL:
+        others = {name: _distance(encoding, e) for name, e in database.items() if name != identity}
+        message = f"{where}: expected dist = {want_dist:.4f}, got {got_dist:.4f}."
+        hint = _distance_hints(got_dist, want_dist, others, identity)
+        closest = min([want_dist, *others.values()])
+        if not hint and abs(got_dist - closest) <= _ATOL:
+            hint = "\nLikely cause: you took the closest person; verify compares with the claimed identity only."
+        raise AssertionError(message + hint)
+    if got_open != want_open:
+        message = (
+            f"{where}: dist = {got_dist:.4f}, so door_open should be {want_open}, got {got_open}."
+        )
+        # Ask again with thresholds that leave no doubt: 4 (every distance is below) and 0.
+        wide, none = (
+            _door(_pair(_call(verify, path, identity, database, model, threshold=t)[0],
+                        "verify", "dist", "door_open")[1])
+            for t in (4.0, 0.0)
+        )
+        if wide == none:
+            message += (
+                f"\nLikely cause: door_open is {wide} with threshold=4 and with threshold=0: it "
+                "does not use the `threshold` argument (a number written in the code?)."
+            )
+        elif not wide and none:
+            message += (
+                "\nLikely cause: the comparison is the wrong way round. The door opens for a "
+                "SMALL distance: door_open = dist < threshold."
+            )
+        raise AssertionError(message)
+    phrase = "welcome in" if want_open else "go away"
+    if phrase not in printed.lower() or identity not in printed:
+        raise AssertionError(
+            f"{where}: the door is {'open' if want_open else 'shut'}, so verify should print "
+            f"\"It's {'' if want_open else 'not '}{identity}, "
+            f"{'welcome in!' if want_open else 'please go away'}\"; it printed {printed.strip()!r}."
+        )
+
+
+def check_verify_cast(verify: Callable, model) -> None:
+    """Obama's second photo against Obama's first (open), and Biden claiming to be Obama (shut)."""
+    database = {name: reference_encoding(photos[0], model) for name, photos in sample_cast().items()}
+    _expect_verify(verify, _photo("Barack_Obama", 1), "Barack_Obama", database, model,
+                   CHECK_THRESHOLD, "Barack_Obama_0002.jpg claiming to be Barack_Obama")
+    _expect_verify(verify, _photo("Joseph_Biden"), "Barack_Obama", database, model,
+                   CHECK_THRESHOLD, "Joseph_Biden_0001.jpg claiming to be Barack_Obama")
+
+
+def check_verify_details(verify: Callable, model) -> None:
+    """Known distances: the threshold argument decides; only the claimed identity counts;
+    an identity that is not in the database gets ``(inf, False)``, not an error."""
+    path = _photo("Grace_Hopper")
+    encoding = reference_encoding(path, model)
+    names = ["ada", "grace", "hedy", "katherine"]
+    database = dict(zip(names, at_distance(encoding, [0.35, 0.8, 0.6, 1.3], seed=1)))
+    for threshold in (0.7, 0.9):
+        _expect_verify(verify, path, "grace", database, model, threshold,
+                       "A database at known distances (ada 0.35, grace 0.8, hedy 0.6, "
+                       "katherine 1.3), the photo claiming to be 'grace'")
+    try:
+        result, _ = _call(verify, path, "nobody", database, model, threshold=0.9)
+    except KeyError as error:
+        raise AssertionError(
+            f"verify raised KeyError({error}) for an identity that is not in the database. "
+            "An unknown badge must not crash the door: return (np.inf, False) when "
+            "identity not in database."
+        ) from None
+    dist, door_open = _pair(result, "verify", "dist", "door_open")
+    if not (_number(dist, "verify", "dist") == np.inf and _door(door_open) is False):
+        raise AssertionError(
+            f"verify(..., 'nobody', ...) with 'nobody' not in the database returned {result!r}; "
+            "expected (inf, False): no distance to nobody, and the door stays shut."
+        )
+
+
+# --------------------------------------------------------------------------
+# Exercise 3: who_is_it
+# --------------------------------------------------------------------------
+
+
+def _expect_who(who_is_it: Callable, path: str, database: dict, model, threshold: float,
+                situation: str) -> None:
+    encoding = reference_encoding(path, model)
+    distances = {name: _distance(encoding, e) for name, e in database.items()}
+    closest = min(distances, key=distances.get)
+    want_dist = distances[closest]
+    want_who = closest if want_dist < threshold else None
+    result, printed = _call(who_is_it, path, database, model, threshold=threshold)
+    got_dist, got_who = _pair(result, "who_is_it", "min_dist", "identity")
+    got_dist = _number(got_dist, "who_is_it", "min_dist")
+    where = f"{situation} (threshold={threshold:g})"
+    names = list(database)
+    wrong_person = got_who is not None and got_who not in (want_who, closest)
+    if abs(got_dist - want_dist) > _ATOL or wrong_person:
+        message = (
+            f"{where}: expected ({want_dist:.4f}, {want_who!r}), got ({got_dist:.4f}, {got_who!r})."
+        )
+        others = {name: d for name, d in distances.items() if name != closest}
+
+        def near(name: str) -> bool:
+            return name != closest and (got_who == name or abs(got_dist - distances[name]) <= _ATOL)
+
+        squared = _distance_hints(got_dist, want_dist, {}, None)
+        if squared:
+            message += squared
+        elif len(names) > 1 and near(max(distances, key=distances.get)):
+            message += "\nLikely cause: that is the LARGEST distance; keep the smallest (dist < min_dist)."
+        elif near(names[-1]):
+            message += (
+                "\nLikely cause: you kept the LAST person of the database. Update min_dist and "
+                "identity only when a distance is smaller than the smallest so far."
+            )
+        elif near(names[0]):
+            message += (
+                "\nLikely cause: you kept the FIRST person. Start with min_dist = np.inf (or a large "
+                "number) and update it whenever a smaller distance comes."
+            )
+        else:
+            message += _distance_hints(got_dist, want_dist, others, None)
+        raise AssertionError(message)
+    if got_who != want_who:
+        if want_who is None:
+            message = (
+                f"{where}: the closest person, {closest!r}, is at {want_dist:.4f}, not below the "
+                f"threshold, so the identity should be None (\"Not in the database.\"); got {got_who!r}."
+                "\nLikely cause: either the identity is returned even when min_dist >= threshold "
+                "(return min_dist, None then), or the comparison does not use the `threshold` argument."
+            )
+        else:
+            message = (
+                f"{where}: {closest!r} is at {want_dist:.4f}, below the threshold, so the identity "
+                f"should be {closest!r}; got None.\nLikely cause: compare with the `threshold` "
+                "argument, the right way round: recognised when min_dist < threshold."
+            )
+        raise AssertionError(message)
+    if want_who is None and "not in the database" not in printed.lower():
+        raise AssertionError(f"{where}: who_is_it should print \"Not in the database.\"; it printed {printed.strip()!r}.")
+    if want_who is not None and want_who not in printed:
+        raise AssertionError(
+            f"{where}: who_is_it should print who it is, e.g. \"It's {want_who}, the distance is "
+            f"{want_dist:.2f}\"; it printed {printed.strip()!r}."
+        )
+
+
+def check_who_is_it_cast(who_is_it: Callable, model) -> None:
+    """The cast (first photos): Obama's second photo is Obama; without Obama in the
+    database, the same photo is nobody's."""
+    database = {name: reference_encoding(photos[0], model) for name, photos in sample_cast().items()}
+    path = _photo("Barack_Obama", 1)
+    _expect_who(who_is_it, path, database, model, CHECK_THRESHOLD,
+                "Barack_Obama_0002.jpg, the cast in the database")
+    strangers = {name: e for name, e in database.items() if name != "Barack_Obama"}
+    _expect_who(who_is_it, path, strangers, model, CHECK_THRESHOLD,
+                "Barack_Obama_0002.jpg, a database without Obama")
+
+
+def check_who_is_it_closest(who_is_it: Callable, model) -> None:
+    """Five people at known distances, the closest in the middle, then first, then last."""
+    path = _photo("Eileen_Collins")
+    encoding = reference_encoding(path, model)
+    names = ["amelia", "bessie", "eileen", "mae", "sally"]
+    for distances in ([0.9, 1.2, 0.3, 0.8, 1.1], [0.4, 1.1, 0.9, 1.2, 0.8], [0.9, 1.2, 0.7, 1.1, 0.5]):
+        database = dict(zip(names, at_distance(encoding, distances, seed=2)))
+        _expect_who(who_is_it, path, database, model, 0.75,
+                    f"Five people at distances {distances}")
+
+
+def check_who_is_it_threshold(who_is_it: Callable, model) -> None:
+    """One person at distance 0.5: recognised with threshold 0.6, a stranger with 0.4."""
+    path = _photo("Joseph_Biden")
+    encoding = reference_encoding(path, model)
+    database = dict(zip(["joe", "kamala"], at_distance(encoding, [0.5, 1.1], seed=3)))
+    _expect_who(who_is_it, path, database, model, 0.6, "joe at distance 0.5, kamala at 1.1")
+    strict, _ = _call(who_is_it, path, database, model, threshold=0.4)
+    identity = _pair(strict, "who_is_it", "min_dist", "identity")[1]
+    if identity == "joe":
+        raise AssertionError(
+            "joe at distance 0.5, kamala at 1.1: who_is_it returned the identity 'joe' both with "
+            "threshold=0.6 and with threshold=0.4; expected 'joe', then None."
+            "\nLikely cause: the answer does not depend on the `threshold` argument (a number "
+            "written in the code, or the identity returned whatever the distance)."
+        )
+    _expect_who(who_is_it, path, database, model, 0.4, "joe at distance 0.5, kamala at 1.1")
+
+
+# --------------------------------------------------------------------------
+# In front of the hidden tests: only that the function can be called
+# --------------------------------------------------------------------------
+
+
+def check_database_runs(build_database: Callable, model) -> None:
+    """``build_database`` runs on one photo and returns a dict."""
+    result, _ = _call(build_database, {"x": _photo("Joseph_Biden")}, model)
+    if not isinstance(result, dict):
+        raise AssertionError(f"build_database returned {type(result).__name__}, not a dict.")
+
+
+def check_verify_runs(verify: Callable, model) -> None:
+    """``verify`` runs and returns a pair."""
+    path = _photo("Joseph_Biden")
+    database = {"joe": reference_encoding(path, model)}
+    _pair(_call(verify, path, "joe", database, model, threshold=CHECK_THRESHOLD)[0], "verify", "dist", "door_open")
+
+
+def check_who_is_it_runs(who_is_it: Callable, model) -> None:
+    """``who_is_it`` runs and returns a pair."""
+    path = _photo("Joseph_Biden")
+    database = {"joe": reference_encoding(path, model)}
+    _pair(_call(who_is_it, path, database, model, threshold=CHECK_THRESHOLD)[0], "who_is_it", "min_dist", "identity")
