@@ -9,7 +9,7 @@ In a temporary course directory (nbgrader_config.py + notebooks/<assignment>):
   * ``nbgrader autograde`` of a class of 1 (start-up cost + one notebook);
   * ``nbgrader autograde`` of the whole class in one call;
 
-and prints the wall time of each, the seconds per submission, and the marginal
+and prints the wall time of each, the seconds per submission, the peak memory, and the marginal
 cost of one more submission ((class - single) / (students - 1)), which is what
 grading a large class costs per student.  Each submission starts its own kernel
 and imports TensorFlow, so that dominates.  Asserts nothing.
@@ -18,8 +18,6 @@ and imports TensorFlow, so that dominates.  Asserts nothing.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -27,6 +25,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+
+from _machine import machine, peak_memory_mib  # noqa: E402
 
 from nbgrader_helpers import SOLUTION_BEGIN, SOLUTION_END, Course  # noqa: E402
 
@@ -64,7 +64,7 @@ def main() -> None:
         parser.error("--students must be at least 2")
 
     notebooks = sorted(p.stem for p in (REPO / "notebooks" / args.assignment).glob("*.ipynb"))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(f"machine: {machine()}")
     print(f"assignment: {args.assignment} ({', '.join(notebooks)}), class of {args.students}")
 
     with tempfile.TemporaryDirectory(prefix="autograde-bench-") as tmp:
@@ -89,6 +89,8 @@ def main() -> None:
           f"  = {many / args.students:.2f} s per submission")
     print(f"marginal cost of one more submission:        {marginal:6.2f} s")
     print(f"full marks: {graded_full}/{args.students} submissions")
+    print(f"peak memory: largest child process (nbgrader or a kernel) {peak_memory_mib(children=True):.0f} MiB, "
+          f"this script {peak_memory_mib():.0f} MiB")
 
 
 if __name__ == "__main__":

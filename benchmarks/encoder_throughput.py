@@ -7,18 +7,18 @@ Prints images/second for
   * the Keras model through fr_utils' inference path (what img_to_encoding and
     encode_images use: weights folded into constants), batch 1 and batch 32;
   * the Keras model through plain ``model.predict_on_batch``, batch 1 and batch 32;
-and the ratios to the frozen graph. The runs are interleaved in rounds so that a
+and the ratios to the frozen graph, the machine and the peak memory. The runs are interleaved in rounds so that a
 busy machine slows every contender alike. Asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import numpy as np
+
+from _machine import machine, peak_memory_mib
 
 
 def main() -> None:
@@ -60,8 +60,8 @@ def main() -> None:
                 images[name] += len(x)
             seconds[name] += time.perf_counter() - start
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"TensorFlow {tf.__version__}, intra-op threads {tf.config.threading.get_intra_op_parallelism_threads() or 'default'}")
+    print(f"machine: {machine()}")
+    print(f"TensorFlow {tf.__version__}, intra-op threads {tf.config.threading.get_intra_op_parallelism_threads() or 'default'}")
     rate = {name: images[name] / seconds[name] for name in contenders}
     reference = rate["frozen graph, batch 1"]
     for name in contenders:
@@ -70,6 +70,7 @@ def main() -> None:
     b1, b32 = rate["Keras (fr_utils inference), batch 1"], rate["Keras (fr_utils inference), batch 32"]
     print(f"Keras batch 1 / frozen graph batch 1 = {b1 / reference:.2f}")
     print(f"Keras batch 32 / Keras batch 1 (per image) = {b32 / b1:.2f}")
+    print(f"peak memory (this process, both models loaded): {peak_memory_mib():.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 
 Runs ``fr_utils.detect_faces`` on every image of ``$FR_DATASETS/lfw-deepfunneled``
 (13,233 images) and prints how many have at least one face, the misses, and
-seconds per image. Where an image has several faces, the course takes the
+seconds per image, the machine and the peak memory. Where an image has several faces, the course takes the
 largest (see ``img_to_encoding``). Where it has none, ``img_to_encoding``
 raises ``NoFaceError`` naming the file, ``encode_images(..., on_no_face="nan")``
 leaves that row NaN, and a caller who knows the image is already centred on a
@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from _machine import machine, peak_memory_mib
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -32,6 +34,7 @@ def main() -> int:
 
     from fr_utils.detect import detect_faces
 
+    print(f"machine: {machine()}")
     paths = sorted(lfw.glob("*/*.jpg"))[: args.limit]
     misses, several = [], 0
     start = time.perf_counter()
@@ -48,6 +51,7 @@ def main() -> int:
     print(f"LFW images with a face found: {found}/{len(paths)} = {found / len(paths):.4%}")
     print(f"images with more than one face (the largest is used): {several}")
     print(f"detection time: {elapsed / len(paths) * 1000:.1f} ms/image ({elapsed:.0f} s in all)")
+    print(f"peak memory: {peak_memory_mib():.0f} MiB")
     for path in misses:
         print(f"  miss: {path.relative_to(lfw)}")
     return 0
