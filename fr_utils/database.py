@@ -20,7 +20,8 @@ to a person is the smallest distance to any of their embeddings**. Two metrics:
 For unit vectors ``||a - b||^2 = 2 - 2 cos(a, b)``, so ``cosine = euclidean^2 / 2``:
 both rank people identically, and a euclidean threshold ``t`` is the cosine
 threshold ``t^2 / 2`` (same decisions). A claim matches when
-``distance < threshold``. The default threshold is the one chosen for the
+``distance <= threshold`` (the convention of ``fr_utils.evaluate``, where the
+threshold was chosen). The default threshold is the one chosen for the
 bundled model on LFW View 1 (``pairsDevTrain.txt``) and recorded in its
 manifest (key ``verification``), converted to the metric in use.
 
@@ -124,19 +125,20 @@ def check_metric(metric: str) -> str:
 
 
 def check_threshold(threshold: float | None) -> float | None:
-    """``None`` (use the model's default) or a number in (0, 2]; ValueError otherwise.
+    """``None`` (use the model's default) or a number in (0, 2); ValueError otherwise.
 
     Both metrics lie in [0, 2] for unit vectors: a threshold of 0 or less would
-    never match, one above 2 would match anyone.
+    match nothing but the very same image, one of 2 or more would match anyone.
     """
     if threshold is None:
         return None
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):
-        raise ValueError(f"threshold must be a number in (0, 2], got {threshold!r}")
+        raise ValueError(f"threshold must be a number between 0 and 2, got {threshold!r}")
     value = float(threshold)
-    if not (0.0 < value <= 2.0):
+    if not (0.0 < value < 2.0):
         raise ValueError(
-            f"threshold must be in (0, 2] (distances between unit vectors lie in [0, 2]), got {threshold!r}"
+            f"threshold must be between 0 and 2, exclusive (distances between unit vectors lie "
+            f"in [0, 2]), got {threshold!r}"
         )
     return value
 
@@ -263,7 +265,7 @@ class FaceDatabase:
         model: the encoder; ``None`` uses ``fr_utils.load_facenet()``, loaded only
             when an image must be encoded (listing or removing people never loads it).
         metric: ``"euclidean"`` (L2, default) or ``"cosine"`` (1 - cos); see the module doc.
-        threshold: a claim matches when ``distance < threshold``, in (0, 2]. ``None``
+        threshold: a claim matches when ``distance <= threshold``, in (0, 2). ``None``
             uses the bundled model's threshold from its manifest (converted to ``metric``).
         create: if False, a missing file raises :class:`FaceDatabaseError` instead
             of being created.
@@ -313,7 +315,7 @@ class FaceDatabase:
         if not self._uses_bundled_model():
             raise ValueError(
                 "this database's encoder is not the bundled model, so there is no calibrated "
-                "default threshold: pass threshold= (a distance in (0, 2])"
+                "default threshold: pass threshold= (a distance in (0, 2))"
             )
         return default_threshold(self.metric)
 
@@ -830,7 +832,9 @@ class FaceDatabase:
         stored = self.embeddings(name)
         return float(distances(stored, self._embedding(embedding), self.metric).min())
 
-    def _encode(self, image) -> np.ndarray:
+    def encode(self, image) -> np.ndarray:
+        """The embedding (d,) of the largest face of a photo, with this database's model
+        (``fr_utils.img_to_encoding``). NoFaceError / FaceImageError name the file."""
         from fr_utils.encoding import img_to_encoding
 
         self._check_model()
@@ -843,29 +847,29 @@ class FaceDatabase:
             image: a path, bytes, RGB array (H, W, 3) or Pillow image of a photo.
         Returns:
             ``(distance, is_match)``: the distance to ``name`` (see :meth:`distance`)
-            and ``distance < threshold``.
+            and ``distance <= threshold``.
         Raises:
             UnknownPersonError: ``name`` is not enrolled (checked before encoding).
             NoFaceError, FaceImageError: no face in the photo, or unreadable.
         """
         self._person_id(name)
-        d = self.distance(self._encode(image), name)
-        return d, bool(d < self.threshold)
+        d = self.distance(self.encode(image), name)
+        return d, bool(d <= self.threshold)
 
     def identify(self, image) -> tuple[str | None, float]:
         """Who is the largest face of ``image``? (1:K, the door without a badge)
 
         Returns:
             ``(name, distance)`` of the nearest enrolled person, or ``(None, distance)``
-            when even the nearest is not closer than the threshold.
+            when even the nearest is farther than the threshold.
         Raises:
             EmptyDatabaseError: no one is enrolled (checked before encoding).
             NoFaceError, FaceImageError: no face in the photo, or unreadable.
         """
         if len(self) == 0:
             raise EmptyDatabaseError(f"{self.name}: no one is enrolled yet (enrol someone first)")
-        name, d = self.nearest(self._encode(image))[0]
-        return (name if d < self.threshold else None), d
+        name, d = self.nearest(self.encode(image))[0]
+        return (name if d <= self.threshold else None), d
 
     def identify_all(self, image) -> list[dict]:
         """Identify every face in a photo (``fr_utils.encode_faces``), largest first.
@@ -887,7 +891,7 @@ class FaceDatabase:
         faces = []
         for face in encode_faces(image, self.model):
             nearest, d = self.nearest(face["embedding"])[0]
-            faces.append(dict(face, name=nearest if d < threshold else None, distance=d, nearest=nearest))
+            faces.append(dict(face, name=nearest if d <= threshold else None, distance=d, nearest=nearest))
         return faces
 
     # ----------------------------------------------------------------- lifetime

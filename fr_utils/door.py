@@ -1,0 +1,321 @@
+"""``facedoor``: the door scenario on the command line, over a :class:`FaceDatabase` file.
+
+    facedoor enroll NAME IMAGE... | DIR      add photos of someone
+    facedoor enroll-tree ROOT                enrol every ROOT/<name>/ folder
+    facedoor verify NAME IMAGE               OPEN (exit 0) or CLOSED (exit 1)
+    facedoor identify IMAGE... [--all]       who is it? (exit 1 if anyone is unknown)
+    facedoor list | remove NAME | rename OLD NEW
+
+Run ``facedoor --help`` for the options and exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from fr_utils.database import (
+    METRICS,
+    EmptyDatabaseError,
+    FaceDatabase,
+    FaceDatabaseError,
+    SkippedImagesWarning,
+    UnknownPersonError,
+    check_threshold,
+    image_files,
+)
+
+PROG = "facedoor"
+DEFAULT_DB = "faces.db"
+ENV_DB = "FACEDOOR_DB"
+
+EXIT_OK = 0        # done; verify: OPEN; identify: everyone identified
+EXIT_NO = 1        # verify: CLOSED; identify: someone unknown
+EXIT_INPUT = 2     # usage or bad input
+EXIT_DATABASE = 3  # the database or the model cannot be used
+
+EPILOG = f"""\
+database:
+  --db PATH, else ${ENV_DB}, else ./{DEFAULT_DB}. 'enroll' creates the file if
+  it does not exist; the other commands need it to exist.
+
+exit codes:
+  0  done; verify: OPEN (same person); identify: every photo identified
+  1  verify: CLOSED (not that person); identify: someone unknown
+  2  usage or bad input: bad option, unknown name, empty or missing database,
+     photo with no face, unreadable image
+  3  the database or the model cannot be used: corrupt file, not a face
+     database, built with another model, unwritable location, weights missing
+
+Errors go to stderr as '{PROG}: error: ...'; results go to stdout (as one JSON
+document with --json). A match is distance <= threshold; the default
+threshold is the model's, chosen on LFW View 1 (euclidean; the cosine one is
+t^2/2, since ||a-b||^2 = 2 - 2cos for unit vectors).
+"""
+
+
+class _InputError(Exception):
+    """Bad input found by the command line itself (exit 2)."""
+
+
+def _threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    try:
+        return check_threshold(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _common(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """The options every command takes, before or after the command's name."""
+    opt = {} if defaults else {"default": argparse.SUPPRESS}
+    parser.add_argument("--db", metavar="PATH", help=f"the database file (default: ${ENV_DB} or ./{DEFAULT_DB})",
+                        **({"default": None} if defaults else opt))
+    parser.add_argument("--metric", choices=METRICS, help="distance: euclidean (L2, default) or cosine (1 - cos)",
+                        **({"default": "euclidean"} if defaults else opt))
+    parser.add_argument("--threshold", type=_threshold, metavar="T",
+                        help="match when distance <= T, 0 < T < 2 (default: the model's, for --metric)",
+                        **({"default": None} if defaults else opt))
+    parser.add_argument("--json", action="store_true", help="print results as JSON",
+                        **({"default": False} if defaults else opt))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``facedoor`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="A face-recognition door: enrol people, then verify a claimed identity "
+                    "or identify who is in a photo.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(parser, defaults=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        _common(p, defaults=False)
+        return p
+
+    p = command("enroll", "add photos of NAME (creates the person and the database if needed)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("images", nargs="+", metavar="IMAGE|DIR",
+                   help="photos, or folders of photos; each photo's largest face is used")
+    p = command("enroll-tree", "enrol every ROOT/<name>/ folder of photos as <name>")
+    p.add_argument("root", metavar="ROOT")
+    p = command("verify", "is the person in IMAGE really NAME? prints the distance and OPEN or CLOSED")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("image", metavar="IMAGE")
+    p = command("identify", "who is in each IMAGE? prints the name, or 'unknown', and the distance")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--all", action="store_true", help="every face in the photo, not only the largest")
+    command("list", "list the people enrolled and how many photos each has")
+    p = command("remove", "delete NAME and all their embeddings")
+    p.add_argument("name", metavar="NAME")
+    p = command("rename", "rename OLD to NEW")
+    p.add_argument("old", metavar="OLD")
+    p.add_argument("new", metavar="NEW")
+    return parser
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _enroll(db: FaceDatabase, args, out: dict) -> int:
+    paths: list = []
+    for item in args.images:
+        path = Path(item)
+        if path.is_dir():
+            files = image_files(path)
+            if not files:
+                raise _InputError(f"{path}: no image files in this folder")
+            paths.extend(files)
+        else:
+            paths.append(path)
+    images = paths[0] if len(args.images) == 1 and not Path(args.images[0]).is_dir() else paths
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SkippedImagesWarning)
+        added = db.enroll(args.name, images, progress=_show_progress(args, len(paths)))
+    skipped = _skipped(caught)
+    total = len(db.embeddings(args.name)) if args.name in db else 0
+    out.update(name=args.name, added=added, embeddings=total, skipped=skipped)
+    if not args.json:
+        already = len(paths) - added - len(skipped)
+        note = f", {already} already enrolled" if already else ""
+        print(f"enrolled {args.name}: {added} new photo(s){note}, {total} in all")
+    return EXIT_OK
+
+
+def _enroll_tree(db: FaceDatabase, args, out: dict) -> int:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SkippedImagesWarning)
+        added = db.enroll_tree(args.root, progress=_show_progress(args, 2))
+    skipped = _skipped(caught)
+    people = [{"name": n, "added": k, "embeddings": len(db.embeddings(n)) if n in db else 0} for n, k in added.items()]
+    out.update(people=people, skipped=skipped)
+    if not args.json:
+        for p in people:
+            print(f"enrolled {p['name']}: {p['added']} new photo(s), {p['embeddings']} in all")
+    return EXIT_OK
+
+
+def _verify(db: FaceDatabase, args, out: dict) -> int:
+    distance, match = db.verify(args.image, args.name)
+    decision = "OPEN" if match else "CLOSED"
+    out.update(name=args.name, image=args.image, distance=distance, threshold=db.threshold,
+               metric=db.metric, match=match, decision=decision)
+    if not args.json:
+        sign = "<=" if match else ">"
+        print(f"{decision}: {args.image} vs {args.name}: distance {distance:.3f} {sign} "
+              f"threshold {db.threshold:.3f} ({db.metric})")
+    return EXIT_OK if match else EXIT_NO
+
+
+def _identify(db: FaceDatabase, args, out: dict) -> int:
+    if len(db) == 0:
+        raise EmptyDatabaseError(f"{db.name}: no one is enrolled yet (enrol someone first: {PROG} enroll NAME PHOTO)")
+    threshold = db.threshold
+    results, code = [], EXIT_OK
+    for image in args.images:
+        try:
+            if args.all:
+                faces = db.identify_all(image)
+                if not faces:
+                    raise _InputError(f"{image}: no face found")
+                result = {"image": image, "faces": [
+                    {"box": [int(v) for v in f["box"]], "confidence": float(f["confidence"]), "name": f["name"],
+                     "distance": float(f["distance"]), "nearest": f["nearest"]} for f in faces]}
+                known = any(f["name"] is not None for f in faces)
+            else:
+                nearest, distance = db.nearest(db.encode(image))[0]
+                name = nearest if distance <= threshold else None
+                result = {"image": image, "name": name, "distance": distance, "nearest": nearest}
+                known = name is not None
+        except (_InputError, ValueError) as err:  # FaceImageError and NoFaceError are ValueErrors
+            _error(err)
+            results.append({"image": image, "error": str(err)})
+            code = EXIT_INPUT
+            continue
+        results.append(result)
+        if not known and code == EXIT_OK:
+            code = EXIT_NO
+        if not args.json:
+            _print_identity(result, threshold)
+    out.update(threshold=threshold, metric=db.metric, results=results)
+    return code
+
+
+def _print_identity(result: dict, threshold: float) -> None:
+    def line(name, distance, nearest) -> str:
+        if name is not None:
+            return f"{name} (distance {distance:.3f})"
+        return f"unknown (nearest: {nearest}, distance {distance:.3f} > threshold {threshold:.3f})"
+
+    if "faces" in result:
+        for i, f in enumerate(result["faces"], 1):
+            print(f"{result['image']}: face {i} at {f['box']}: {line(f['name'], f['distance'], f['nearest'])}")
+    else:
+        print(f"{result['image']}: {line(result['name'], result['distance'], result['nearest'])}")
+
+
+def _list(db: FaceDatabase, args, out: dict) -> int:
+    people, info = db.people(), db.info()
+    out.update(database=db.name, model=info.get("model_name"), created=info.get("created"), people=people)
+    if not args.json:
+        total = sum(p["embeddings"] for p in people)
+        print(f"{db.name}: {len(people)} people, {total} photos"
+              + (f", model {info['model_name']}" if info.get("model_name") else ""))
+        for p in people:
+            print(f"  {p['name']}: {p['embeddings']} photo(s), enrolled {p['enrolled']}")
+    return EXIT_OK
+
+
+def _remove(db: FaceDatabase, args, out: dict) -> int:
+    count = db.remove(args.name)
+    out.update(removed=args.name, embeddings=count)
+    if not args.json:
+        print(f"removed {args.name} ({count} photo(s))")
+    return EXIT_OK
+
+
+def _rename(db: FaceDatabase, args, out: dict) -> int:
+    db.rename(args.old, args.new)
+    out.update(renamed=args.old, to=args.new)
+    if not args.json:
+        print(f"renamed {args.old} to {args.new}")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "enroll": _enroll, "enroll-tree": _enroll_tree, "verify": _verify, "identify": _identify,
+    "list": _list, "remove": _remove, "rename": _rename,
+}
+CREATES = {"enroll", "enroll-tree"}
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def _skipped(caught) -> list[dict]:
+    skipped = []
+    for w in caught:
+        if isinstance(w.message, SkippedImagesWarning):
+            for file, why in w.message.skipped:
+                print(f"{PROG}: warning: skipped {file}: {why}", file=sys.stderr)
+                skipped.append({"file": file, "reason": why})
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return skipped
+
+
+def _show_progress(args, n: int) -> bool:
+    return not args.json and n > 1 and sys.stderr.isatty()
+
+
+def _error(err: BaseException) -> None:
+    print(f"{PROG}: error: {err}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``facedoor`` with ``argv`` (default: the command line); returns the exit code."""
+    from fr_utils.images import FaceImageError
+    from fr_utils.weights import WeightsError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, or a usage error already printed by argparse
+        return int(exit_.code or 0)
+    db_path = args.db or os.environ.get(ENV_DB) or DEFAULT_DB
+    out: dict = {"command": args.command}
+    try:
+        if args.command not in CREATES and not Path(db_path).exists():
+            raise _InputError(f"no database at {db_path} (enrol someone first with '{PROG} enroll NAME PHOTO', "
+                              f"or pass --db PATH / set {ENV_DB})")
+        with FaceDatabase(db_path, metric=args.metric, threshold=args.threshold,
+                          create=args.command in CREATES) as db:
+            code = COMMANDS[args.command](db, args, out)
+    except (FaceDatabaseError, WeightsError) as err:
+        _error(err)
+        return EXIT_DATABASE
+    except (_InputError, UnknownPersonError, EmptyDatabaseError, FaceImageError, ValueError) as err:
+        _error(err)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        _error("interrupted (everything enrolled before is kept)")
+        return 130
+    if args.json:
+        print(json.dumps(out, indent=2))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
