@@ -36,8 +36,11 @@ import numpy as np
 
 from fr_utils.images import FaceImageError, as_rgb_array, fixed_image_standardization
 
-#: Alignment variants :func:`embed_files` knows: name -> function(image, face, size) -> crop.
+#: Alignment variants :func:`embed_files` knows.
 ALIGNMENTS = ("box", "similarity")
+
+#: Which face of a photo with several :func:`embed_files` embeds.
+FACE_CHOICES = ("largest", "central")
 
 #: Chunks written per this many newly computed files (what an interruption may lose at most).
 CHUNK_SIZE = 256
@@ -255,6 +258,28 @@ def detect_files(
     return [store.entries[k] for k in keys]
 
 
+def choose_face(faces: Sequence[dict], image_shape: Sequence[int], rule: str = "largest") -> dict:
+    """The face to embed among a photo's detections (at least one).
+
+    ``"largest"``: the largest box, as :func:`fr_utils.img_to_encoding` does.
+    ``"central"``: the box maximising its area minus twice the squared distance
+    (in pixels) from its centre to the photo's centre, the rule of Sandberg's
+    ``align_dataset_mtcnn.py``, which made the crops the published LFW figure
+    was measured on (LFW photos are centred on the person they are labelled with).
+    """
+    if rule == "largest":
+        return faces[0]
+    if rule != "central":
+        raise ValueError(f"face must be one of {FACE_CHOICES}, got {rule!r}")
+    cy, cx = image_shape[0] / 2.0, image_shape[1] / 2.0
+
+    def score(face: dict) -> float:
+        x, y, w, h = face["box"]
+        return w * h - 2.0 * ((x + w / 2.0 - cx) ** 2 + (y + h / 2.0 - cy) ** 2)
+
+    return max(faces, key=score)
+
+
 def embed_files(
     paths: Sequence[str | os.PathLike] | Iterable[str | os.PathLike],
     model=None,
@@ -263,11 +288,12 @@ def embed_files(
     flip: bool = False,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    face: str = "largest",
 ) -> np.ndarray:
     """Embed the largest face of each photo file, with an on-disk cache.
 
     Each photo goes through MTCNN (:func:`fr_utils.detect.detect_faces`); its
-    largest face is cropped (``alignment="box"``: the box plus a 32-px margin,
+    largest face (or see ``face``) is cropped (``alignment="box"``: the box plus a 32-px margin,
     as :func:`fr_utils.encode_images` does, so the rows equal
     ``encode_images(paths, detect=True, margin=32)``; ``"similarity"``: see
     :func:`fr_utils.align.align_similarity`), resized to the model's input
@@ -285,6 +311,8 @@ def embed_files(
         cache_dir: the cache's folder; default ``$FR_CACHE_DIR/embeddings`` or
             ``~/.cache/fr_utils/embeddings``.
         progress: show a progress bar over the files not yet cached.
+        face: which face of a photo with several: ``"largest"`` (default) or
+            ``"central"`` (see :func:`choose_face`).
     Returns:
         float32 array of shape (n, d), d = 512 for the pretrained encoder (1024
         with ``flip=True``), one row per path in order; a row is all NaN where
@@ -295,6 +323,8 @@ def embed_files(
         ValueError: unknown ``alignment``.
     """
     align_fn = _aligner(alignment)
+    if face not in FACE_CHOICES:
+        raise ValueError(f"face must be one of {FACE_CHOICES}, got {face!r}")
     paths = [Path(p) for p in paths]
     keys = [file_key(p) for p in paths]
     if model is None:
@@ -305,17 +335,19 @@ def embed_files(
     dim = int(model.output_shape[-1]) * (2 if flip else 1)
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     name = f"{model_fingerprint(model)[:16]}-{alignment}-{'flip' if flip else 'noflip'}"
+    if face != "largest":
+        name += f"-{face}"
     embeddings = _EmbeddingStore(root / name, dim)
 
     todo = [k for k in dict.fromkeys(keys) if k not in embeddings.entries]
     if todo:
         detections = _DetectionStore(root / "detections" / detector_name())
         by_key = {k: p for k, p in zip(keys, paths)}
-        _compute(todo, by_key, model, align_fn, size, flip, embeddings, detections, progress)
+        _compute(todo, by_key, model, align_fn, face, size, flip, embeddings, detections, progress)
     return np.stack([embeddings.entries[k] for k in keys]) if keys else np.zeros((0, dim), np.float32)
 
 
-def _compute(todo, by_key, model, align_fn, size, flip, embeddings, detections, progress) -> None:
+def _compute(todo, by_key, model, align_fn, rule, size, flip, embeddings, detections, progress) -> None:
     """Embed the files ``todo`` (keys), adding them to the stores chunk by chunk."""
     from fr_utils.encoding import inference_function
 
@@ -337,7 +369,7 @@ def _compute(todo, by_key, model, align_fn, size, flip, embeddings, detections, 
                     detections.add(key, faces)
                 if faces:
                     batch_keys.append(key)
-                    crops.append(align_fn(img, faces[0], size))
+                    crops.append(align_fn(img, choose_face(faces, img.shape, rule), size))
                 else:
                     empty.append(key)
             if crops:

@@ -36,7 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fr_utils.embedding_cache import ALIGNMENTS, embed_files
+from fr_utils.embedding_cache import ALIGNMENTS, FACE_CHOICES, embed_files
 
 __all__ = [
     "Pair", "PairsFileError", "read_pairs", "embed_files", "distances", "roc_curve", "auc",
@@ -384,7 +384,7 @@ def _embed_pairs(pairs: Sequence[Pair], args) -> tuple[np.ndarray, np.ndarray, l
     """(emb_a, emb_b) (n, d) for the pairs, and the images where no face was found."""
     files = list(dict.fromkeys([p.path_a for p in pairs] + [p.path_b for p in pairs]))
     emb = embed_files(files, alignment=args.alignment, flip=args.flip, cache_dir=args.cache_dir,
-                      progress=not args.quiet)
+                      progress=not args.quiet, face=args.face)
     row = {f: i for i, f in enumerate(files)}
     faceless = [f for f in files if np.isnan(emb[row[f]]).any()]
     a = emb[[row[p.path_a] for p in pairs]]
@@ -393,7 +393,7 @@ def _embed_pairs(pairs: Sequence[Pair], args) -> tuple[np.ndarray, np.ndarray, l
 
 
 def _options(args) -> str:
-    return (f"alignment {args.alignment}, flip {'yes' if args.flip else 'no'}, "
+    return (f"{args.face} face, alignment {args.alignment}, flip {'yes' if args.flip else 'no'}, "
             f"mean subtracted {'yes' if getattr(args, 'subtract_mean', False) else 'no'}, metric {args.metric}")
 
 
@@ -411,8 +411,8 @@ def _run_lfw(args) -> dict:
     no_face = np.isnan(res["distances"])
     res.update(
         pairs_file=str(pairs_file), lfw_dir=str(lfw_dir), pairs=len(pairs), folds_used=args.folds,
-        alignment=args.alignment, flip=args.flip, subtract_mean=args.subtract_mean, metric=args.metric,
-        far_target=args.far, images=len(set([p.path_a for p in pairs] + [p.path_b for p in pairs])),
+        face=args.face, alignment=args.alignment, flip=args.flip, subtract_mean=args.subtract_mean,
+        metric=args.metric, far_target=args.far, images=len(set([p.path_a for p in pairs] + [p.path_b for p in pairs])),
         images_without_face=[str(f) for f in faceless], pairs_without_face=int(no_face.sum()),
         pairs_without_face_same=int((no_face & same).sum()), seconds=time.perf_counter() - start,
     )
@@ -466,7 +466,8 @@ def _run_threshold(args) -> dict:
     test_file = args.test_pairs
     if test_file is None and (train_file.parent / "pairsDevTest.txt").is_file():
         test_file = train_file.parent / "pairsDevTest.txt"
-    out = {"pairs_file": str(train_file), "metric": args.metric, "alignment": args.alignment, "flip": args.flip}
+    out = {"pairs_file": str(train_file), "metric": args.metric, "face": args.face, "alignment": args.alignment,
+           "flip": args.flip}
     pairs = read_pairs(train_file, lfw_dir)
     a, b, _ = _embed_pairs(pairs, args)
     same = np.array([p.same for p in pairs])
@@ -492,6 +493,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="LFW images, <name>/<name>_0001.jpg (default: $FR_DATASETS/lfw-deepfunneled)")
         p.add_argument("--alignment", choices=ALIGNMENTS, default="box",
                        help="box: MTCNN box + 32 px margin (default); similarity: 5-point similarity transform")
+        p.add_argument("--face", choices=FACE_CHOICES, default=None,
+                       help="which face of a photo with several: largest (default; --published: central, "
+                            "Sandberg's rule: large and near the centre)")
         p.add_argument("--flip", action="store_true", help="concatenate the embeddings of the crop and its mirror")
         p.add_argument("--metric", choices=METRICS, default="euclidean", help="distance (default euclidean, L2)")
         p.add_argument("--cache-dir", type=Path, default=None,
@@ -505,7 +509,7 @@ def _parser() -> argparse.ArgumentParser:
     lfw.add_argument("--subtract-mean", action="store_true",
                      help="subtract the mean embedding of the training folds before the distance")
     lfw.add_argument("--published", action="store_true",
-                     help="Sandberg's validate_on_lfw options: --flip --subtract-mean --metric cosine")
+                     help="Sandberg's validate_on_lfw options: --face central --flip --subtract-mean --metric cosine")
     lfw.add_argument("--folds", type=int, default=10, choices=range(1, 11), metavar="K",
                      help="use only the first K folds (1..10, default 10); one fold is split in 10 parts")
     lfw.add_argument("--far", type=float, default=1e-3, help="false accept rate for VAL (default 1e-3)")
@@ -528,6 +532,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if getattr(args, "published", False):
         args.flip, args.subtract_mean, args.metric = True, True, "cosine"
+        args.face = args.face or "central"
+    args.face = args.face or "largest"
     try:
         if args.command == "lfw":
             res = _run_lfw(args)
