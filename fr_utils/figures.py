@@ -8,7 +8,13 @@ so nothing is left open in pyplot's global state.  In a notebook, run
 * :func:`triplet_training_figure` - what training on one triplet does;
 * :func:`negative_zones_figure` - hard, semi-hard and easy negatives around an anchor;
 * :func:`triplet_loss_curve_figure` - the loss of one triplet against the gap
-  ``d(a, n)^2 - d(a, p)^2``, with and without the ``max(., 0)``.
+  ``d(a, n)^2 - d(a, p)^2``, with and without the ``max(., 0)``;
+* :func:`distance_matrices_figure` - distance matrices of the same photos side by
+  side (pixels against embeddings), the nearest other photo of each row marked;
+* :func:`false_accept_growth_figure` - how a per-comparison false-accept rate
+  grows with the number of people enrolled;
+* :func:`siamese_figure` - two faces, one shared encoder, a distance, a decision;
+* :func:`standardisation_figure` - fixed standardisation against prewhitening.
 """
 
 from __future__ import annotations
@@ -161,4 +167,205 @@ def triplet_loss_curve_figure(alpha: float = 0.2) -> Figure:
     ax.set_ylabel("loss of one triplet")
     ax.set_title("Zero only once the negative is farther than the positive by the margin α")
     ax.legend(loc="upper right", fontsize=9)
+    return fig
+
+
+# --------------------------------------------------------------------------
+# Verification and recognition; the pretrained encoder
+# --------------------------------------------------------------------------
+
+SAME_COLOUR = EASY_COLOUR
+DIFFERENT_COLOUR = HARD_COLOUR
+
+
+def pairwise_distances(vectors) -> np.ndarray:
+    """Euclidean distances between the rows of ``vectors``, shape (n, d) -> (n, n).
+
+    Any array whose first axis counts the items is accepted (images of shape
+    (n, H, W, 3) are flattened to (n, H*W*3))."""
+    x = np.asarray(vectors, dtype=np.float64)
+    x = x.reshape(len(x), -1)
+    squared = np.sum((x[:, None, :] - x[None, :, :]) ** 2, axis=-1)
+    return np.sqrt(squared)
+
+
+def _nearest_others(distances: np.ndarray) -> np.ndarray:
+    """For each row, the column of the smallest distance to another item."""
+    masked = np.where(np.eye(len(distances), dtype=bool), np.inf, distances)
+    return masked.argmin(axis=1)
+
+
+def _thumbnails_above(ax, faces, zoom: float) -> None:
+    """Each face drawn above its column of a matrix shown with ``imshow``."""
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    for i, face in enumerate(faces):
+        image = OffsetImage(np.asarray(face), zoom=zoom)
+        ax.add_artist(AnnotationBbox(image, (i, -0.5), xybox=(0, 2), boxcoords="offset points",
+                                     box_alignment=(0.5, 0.0), frameon=False, annotation_clip=False))
+
+
+def distance_matrices_figure(faces, labels, matrices: dict, *, thumbnail_zoom: float = 0.28) -> Figure:
+    """Side-by-side distance matrices of the same photos, one panel per entry of ``matrices``.
+
+    Each cell shows the distance between photos i and j; cells of the same
+    person (equal ``labels``) are outlined in green. In the row of every photo
+    whose person has another photo, the nearest OTHER photo is marked with a
+    thick frame: green if it is the same person (a lookup would be right), red if
+    it is someone else (it would be wrong).
+
+    Args:
+        faces: n face crops (H, W, 3) uint8, drawn along the axes.
+        labels: n names, one per face.
+        matrices: ``{panel title: (n, n) distances}``.
+        thumbnail_zoom: size of the thumbnails (1.0 = one pixel per pixel).
+    Returns:
+        the figure; one axes per matrix, each with one text per cell.
+    """
+    from matplotlib.patches import Rectangle
+
+    labels = list(labels)
+    n = len(labels)
+    if len(faces) != n:
+        raise ValueError(f"{len(faces)} faces but {n} labels")
+    fig = Figure(figsize=(5.6 * len(matrices), 5.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(matrices)))
+    for ax, (title, matrix) in zip(axes, matrices.items()):
+        matrix = np.asarray(matrix, dtype=float)
+        if matrix.shape != (n, n):
+            raise ValueError(f"{title!r}: expected a ({n}, {n}) matrix, got shape {matrix.shape}")
+        ax.imshow(matrix, cmap="viridis_r")
+        top = matrix.max()
+        for i in range(n):
+            for j in range(n):
+                colour = "white" if matrix[i, j] > 0.55 * top else "black"
+                ax.text(j, i, f"{matrix[i, j]:.3g}", ha="center", va="center", fontsize=8, color=colour)
+                if i != j and labels[i] == labels[j]:
+                    ax.add_patch(Rectangle((j - 0.45, i - 0.45), 0.9, 0.9, fill=False,
+                                           edgecolor=SAME_COLOUR, linewidth=1.5, linestyle=":"))
+        nearest = _nearest_others(matrix)
+        rows = [i for i in range(n) if labels.count(labels[i]) > 1]
+        right = 0
+        for i in rows:
+            j = nearest[i]
+            right += labels[i] == labels[j]
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, linewidth=3,
+                                   edgecolor=SAME_COLOUR if labels[i] == labels[j] else DIFFERENT_COLOUR))
+        ax.set_xticks(range(n), labels, rotation=90, fontsize=8)
+        ax.set_yticks(range(n), labels, fontsize=8)
+        _thumbnails_above(ax, faces, thumbnail_zoom)
+        summary = (f"\nnearest other photo is the same person in {right} of {len(rows)} rows"
+                   if rows else "")
+        ax.set_title(title + summary, pad=4 + 160 * thumbnail_zoom)
+    return fig
+
+
+def false_accept_growth_figure(rates=(1e-2, 1e-3, 1e-4, 1e-6), k_max: int = 10**6) -> Figure:
+    """The system's false-accept rate, 1 - (1 - far)^K, against the number K of
+    people enrolled, for several per-comparison rates ``far`` (log-scaled K),
+    with the straight line far * K dashed beside each curve."""
+    k = np.unique(np.round(np.logspace(0, np.log10(k_max), 400)).astype(int))
+    fig = Figure(figsize=(7.5, 4.6), layout="constrained")
+    ax = fig.subplots()
+    for rate in rates:
+        system = -np.expm1(k * np.log1p(-rate))
+        line, = ax.plot(k, system, linewidth=2.2, label=f"far = {rate:g}")
+        ax.plot(k, np.minimum(rate * k, 1.2), linestyle="--", linewidth=1, color=line.get_color())
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.15)
+    ax.set_xlabel("K, people enrolled (one comparison each)")
+    ax.set_ylabel("system false-accept rate")
+    ax.set_title("A stranger needs only one false match: 1 - (1 - far)^K\n(dashed: far × K, "
+                 "fine while small, then meaningless)")
+    ax.legend(loc="upper left", fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    return fig
+
+
+def siamese_figure(face_a, face_b, embedding_a, embedding_b, threshold: float) -> Figure:
+    """A Siamese network at work: two faces, one shared encoder, two embeddings
+    (drawn as strips of their values), their distance and the decision.
+
+    Args:
+        face_a, face_b: face crops (H, W, 3) uint8.
+        embedding_a, embedding_b: their embeddings, shape (d,) or (1, d).
+        threshold: the distance below which the two are called the same person.
+    Returns:
+        the figure (one axes, no ticks).
+    """
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+    from matplotlib.patches import FancyBboxPatch
+
+    ea, eb = (np.asarray(e, dtype=float).ravel() for e in (embedding_a, embedding_b))
+    if ea.shape != eb.shape:
+        raise ValueError(f"embeddings of different lengths: {ea.shape} and {eb.shape}")
+    d = float(np.linalg.norm(ea - eb))
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    ax = fig.subplots()
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 4.2)
+    ax.axis("off")
+    limit = max(np.abs(ea).max(), np.abs(eb).max())
+    for y, face, emb, name in ((3.1, face_a, ea, "x₁"), (1.1, face_b, eb, "x₂")):
+        zoom = 0.9 / max(np.asarray(face).shape[:2]) * 72
+        ax.add_artist(AnnotationBbox(OffsetImage(np.asarray(face), zoom=zoom), (0.7, y), frameon=False))
+        ax.text(0.7, y - 0.75, name, ha="center")
+        ax.add_patch(FancyBboxPatch((2.2, y - 0.45), 2.2, 0.9, boxstyle="round,pad=0.05",
+                                    facecolor="#dde8f5", edgecolor=ANCHOR_COLOUR))
+        ax.text(3.3, y, "encoder f", ha="center", va="center")
+        ax.annotate("", (2.15, y), (1.35, y), arrowprops=dict(arrowstyle="->"))
+        ax.annotate("", (5.0, y), (4.5, y), arrowprops=dict(arrowstyle="->"))
+        ax.imshow(emb[None, :], extent=(5.1, 7.1, y - 0.18, y + 0.18), aspect="auto",
+                  cmap="coolwarm", vmin=-limit, vmax=limit)
+        ax.text(6.1, y + 0.3, f"f({name}), {len(emb)} numbers", ha="center", fontsize=9)
+    ax.text(3.3, 2.1, "the same weights", ha="center", va="center", fontsize=9, style="italic",
+            color=ANCHOR_COLOUR)
+    ax.annotate("", (3.3, 2.6), (3.3, 2.3), arrowprops=dict(arrowstyle="<->", color=ANCHOR_COLOUR))
+    ax.annotate("", (3.3, 1.6), (3.3, 1.9), arrowprops=dict(arrowstyle="<->", color=ANCHOR_COLOUR))
+    same = d < threshold
+    ax.annotate("", (7.9, 2.1), (7.2, 3.0), arrowprops=dict(arrowstyle="->"))
+    ax.annotate("", (7.9, 2.1), (7.2, 1.2), arrowprops=dict(arrowstyle="->"))
+    ax.text(8.85, 2.1, f"d = ‖f(x₁) − f(x₂)‖ = {d:.2f}\n"
+            f"{'<' if same else '≥'} τ = {threshold:g}:\n{'same person' if same else 'different people'}",
+            ha="center", va="center",
+            bbox=dict(boxstyle="round", facecolor="white",
+                      edgecolor=SAME_COLOUR if same else DIFFERENT_COLOUR, linewidth=2))
+    ax.set_title("A Siamese network: one encoder applied twice, then a distance and a threshold")
+    return fig
+
+
+def standardisation_figure(crops, labels) -> Figure:
+    """How two standardisations map the pixel values of face crops.
+
+    Left: the crops. Right: for each crop, the histogram of its values after the
+    model's fixed standardisation, (x - 127.5) / 128 (solid), and after per-image
+    prewhitening, (x - mean) / std (dashed). Fixed standardisation keeps a dark
+    photo dark; prewhitening gives every photo mean 0 and standard deviation 1.
+
+    Args:
+        crops: face crops (H, W, 3) uint8.
+        labels: one name per crop.
+    """
+    from fr_utils.images import fixed_image_standardization, prewhiten
+
+    crops = [np.asarray(c) for c in crops]
+    fig = Figure(figsize=(11, 3.6), layout="constrained")
+    grid = fig.add_gridspec(1, len(crops) + 3)
+    bins = np.linspace(-3, 3, 61)
+    hist = fig.add_subplot(grid[0, len(crops):])
+    for i, (crop, label) in enumerate(zip(crops, labels)):
+        ax = fig.add_subplot(grid[0, i])
+        ax.imshow(crop)
+        ax.set_title(label, fontsize=9)
+        ax.axis("off")
+        fixed = fixed_image_standardization(crop).ravel()
+        white = prewhiten(crop).ravel()
+        line, = hist.plot(bins[:-1], np.histogram(fixed, bins, density=True)[0], label=f"{label}: fixed")
+        hist.plot(bins[:-1], np.histogram(white, bins, density=True)[0], linestyle="--",
+                  color=line.get_color(), label=f"{label}: prewhitened")
+    hist.set_xlabel("value fed to the encoder")
+    hist.set_ylabel("density")
+    hist.legend(fontsize=8)
+    hist.set_title("fixed (x − 127.5) / 128 (solid) vs per-image (x − mean) / std (dashed)", fontsize=9)
     return fig

@@ -1,0 +1,246 @@
+"""Public checks for ``notebooks/pretrained_encoder/pretrained_encoder.ipynb``.
+
+Exercise 1, ``img_to_encoding(image_path, model)``::
+
+    check_encoding_shape       one photo in, a (1, 512) array of unit length out
+    check_encoding_matches_reference   two photos of the sample cast: the same
+                               numbers as fr_utils.img_to_encoding, to 1% relative error
+
+Exercise 2, ``distance(encoding_1, encoding_2)``::
+
+    check_distance_345         (3, 0, 0, 0) and (0, 4, 0, 0): 5, where the usual mistakes differ
+    check_distance_shapes      (1, d) and (d,) encodings: the same single number
+    check_distance_on_cast     the sample cast: Obama is nearer Obama than Biden
+
+Each check raises ``AssertionError`` saying what was expected, what your
+function returned and, when the result matches a usual mistake, which one.  The
+encoding checks allow 60 s per call: the first call of a Keras model builds its
+graph, which takes a few seconds on a busy CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from fr_utils.checks._runner import call_with_time_limit
+
+CAST = Path(__file__).resolve().parents[2] / "images" / "people"
+ENCODING_TIME_LIMIT_S = 60.0
+ENCODING_RTOL = 1e-2
+"""Largest accepted ``||yours - reference|| / ||reference||``.  Keras' and the frozen
+graph's float32 arithmetic differ by about 1e-6; scaling by 1/127.5 instead of 1/128
+moves an embedding by about 0.002 (accepted: it changes no decision); every
+preprocessing mistake the checks name moves it by 0.25 or more on the sample cast."""
+
+
+def cast_photo(name: str, number: int = 1) -> Path:
+    """``images/people/<name>/<name>_000<number>.jpg``; AssertionError if it is missing."""
+    path = CAST / name / f"{name}_{number:04d}.jpg"
+    if not path.is_file():
+        raise AssertionError(f"the sample cast is incomplete: {path} is missing")
+    return path
+
+
+# --------------------------------------------------------------------------
+# Exercise 1: img_to_encoding
+# --------------------------------------------------------------------------
+
+
+def _as_array(result, name: str) -> np.ndarray:
+    if result is None:
+        raise AssertionError(f"{name} returned None: did you forget the return statement?")
+    try:
+        return np.asarray(result, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise AssertionError(f"{name} returned {type(result).__name__}, not an array: {error}") from None
+
+
+def _encoding(img_to_encoding: Callable, path: Path, model) -> np.ndarray:
+    """Call the learner's function and insist on a (1, d) array."""
+    result = call_with_time_limit(img_to_encoding, str(path), model, seconds=ENCODING_TIME_LIMIT_S)
+    got = _as_array(result, "img_to_encoding")
+    size = int(model.output_shape[-1])
+    if got.shape == (size,):
+        raise AssertionError(
+            f"img_to_encoding({path.name!r}, model) returned shape {got.shape}; expected "
+            f"(1, {size}). Keep the batch axis: the model takes a batch of one image, shape "
+            f"(1, 160, 160, 3), and returns a batch of one embedding. Do not index [0] or squeeze."
+        )
+    if got.shape != (1, size):
+        raise AssertionError(
+            f"img_to_encoding({path.name!r}, model) returned shape {got.shape}; expected "
+            f"(1, {size}): one row, the embedding of the one face."
+        )
+    if not np.all(np.isfinite(got)):
+        raise AssertionError(f"img_to_encoding({path.name!r}, model) returned NaN or infinite values.")
+    return got
+
+
+def _variants(face: np.ndarray, model) -> dict[str, np.ndarray]:
+    """What the usual preprocessing mistakes feed the model, with their hints."""
+    from fr_utils.images import prewhiten
+
+    x = face.astype(np.float32)
+    inputs = {
+        "the raw pixel values, 0 to 255: the model expects them standardised with "
+        "(x - 127.5) / 128, values between -1 and 1": x,
+        "pixels divided by 255 (values 0 to 1), the usual rescaling of other models; this "
+        "one was trained on (x - 127.5) / 128 (values -1 to 1)": x / 255.0,
+        "per-image prewhitening, (x - mean) / std; this model was trained with the fixed "
+        "standardisation (x - 127.5) / 128": prewhiten(face),
+        "the colour channels reversed (BGR, as OpenCV reads images); the crop is already RGB": (
+            (x[..., ::-1] - 127.5) / 128.0
+        ),
+    }
+    return {hint: np.asarray(model.predict_on_batch(v[None]), dtype=np.float64) for hint, v in inputs.items()}
+
+
+def _relative_error(got: np.ndarray, want: np.ndarray) -> float:
+    return float(np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-12))
+
+
+def check_encoding_shape(img_to_encoding: Callable, model) -> np.ndarray:
+    """One photo of the sample cast: a (1, 512) array of finite values, of unit length.
+
+    Returns the encoding."""
+    path = cast_photo("Barack_Obama")
+    got = _encoding(img_to_encoding, path, model)
+    norm = float(np.linalg.norm(got))
+    if not math.isclose(norm, 1.0, rel_tol=1e-3):
+        raise AssertionError(
+            f"img_to_encoding({path.name!r}, model) has length {norm:.4f}; the model's last "
+            "layer scales every embedding to length 1. Return what the model gives, unchanged."
+        )
+    return got
+
+
+def check_encoding_matches_reference(img_to_encoding: Callable, model) -> float:
+    """Two photos: your encodings against ``fr_utils.img_to_encoding`` (the same steps).
+
+    Returns the largest relative error."""
+    from fr_utils.encoding import face_crop, img_to_encoding as reference
+
+    worst = 0.0
+    for path in (cast_photo("Barack_Obama", 2), cast_photo("Grace_Hopper")):
+        got = _encoding(img_to_encoding, path, model)
+        want = np.asarray(reference(path, model), dtype=np.float64)
+        error = _relative_error(got, want)
+        worst = max(worst, error)
+        if error <= ENCODING_RTOL:
+            continue
+        lines = [
+            f"img_to_encoding({path.name!r}, model) differs from the reference encoding: "
+            f"relative error ||yours - reference|| / ||reference|| = {error:.3g} "
+            f"(at most {ENCODING_RTOL:g} allowed)."
+        ]
+        if error > 0.5:
+            lines[0] += (f" The two are {np.linalg.norm(got - want):.2f} apart, about as far as "
+                         "photos of two different people.")
+        hints = [hint for hint, value in _variants(face_crop(path), model).items()
+                 if _relative_error(got, value) <= ENCODING_RTOL]
+        if hints:
+            lines.append("Likely cause: the model was given " + hints[0] + ".")
+        else:
+            lines.append(
+                "Check the three steps: the crop from face_crop, standardised as (x - 127.5) / 128 "
+                "in float32, a batch axis added (shape (1, 160, 160, 3)), then the model called "
+                "once on that batch."
+            )
+        raise AssertionError("\n".join(lines))
+    return worst
+
+
+def check_encoding_runs(img_to_encoding: Callable, model) -> None:
+    """Only that the function can be called and returns an array of the right shape."""
+    _encoding(img_to_encoding, cast_photo("Joseph_Biden"), model)
+
+
+# --------------------------------------------------------------------------
+# Exercise 2: distance
+# --------------------------------------------------------------------------
+
+
+def _distance_value(result) -> float:
+    if result is None:
+        raise AssertionError("distance returned None: did you forget the return statement?")
+    array = _as_array(result, "distance")
+    if array.shape == () and not math.isfinite(float(array)):
+        raise AssertionError(
+            f"distance returned {float(array)}: a square root of a negative number? Compute "
+            "the distance from the difference of the two encodings."
+        )
+    if array.shape != ():
+        raise AssertionError(
+            f"distance returned an array of shape {array.shape}; return a single number. "
+            "np.linalg.norm(encoding_1 - encoding_2) without an axis argument gives one, "
+            "or wrap your result in float(...)."
+        )
+    return float(array)
+
+
+def _distance_hints(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    diff = a - b
+    return {
+        "this is the SQUARED distance (no square root): take np.sqrt of the sum of squares, "
+        "or np.linalg.norm": float(np.sum(diff ** 2)),
+        "this is the L1 (Manhattan) distance, the sum of absolute differences: square the "
+        "differences, sum them, then take the square root": float(np.sum(np.abs(diff))),
+        "this is sqrt(2 - 2 u.v), which equals the distance only for vectors of length 1; "
+        "these are not of length 1. Compute it from the difference": float(
+            np.sqrt(max(2.0 - 2.0 * float(np.sum(a * b)), 0.0))
+        ),
+        "this is the dot product (a similarity: larger means closer), not a distance": float(np.sum(a * b)),
+        "this is the largest absolute difference, not the Euclidean distance": float(np.max(np.abs(diff))),
+    }
+
+
+def _expect_distance(distance: Callable, a, b, situation: str) -> float:
+    got = _distance_value(call_with_time_limit(distance, a, b))
+    a64, b64 = (np.asarray(x, dtype=np.float64) for x in (a, b))
+    want = float(np.linalg.norm(a64.ravel() - b64.ravel()))
+    if math.isclose(got, want, rel_tol=1e-5, abs_tol=1e-6):
+        return got
+    lines = [f"{situation}: expected {want:.6g}, got {got:.6g}."]
+    for hint, value in _distance_hints(a64.ravel(), b64.ravel()).items():
+        if math.isclose(got, value, rel_tol=1e-5, abs_tol=1e-6) and not math.isclose(value, want, rel_tol=1e-5):
+            lines.append("Likely cause: " + hint + ".")
+            break
+    raise AssertionError("\n".join(lines))
+
+
+def check_distance_345(distance: Callable) -> None:
+    """(3, 0, 0, 0) and (0, 4, 0, 0): the distance is 5 (a 3-4-5 right triangle)."""
+    a = np.array([[3.0, 0.0, 0.0, 0.0]], dtype=np.float32)
+    b = np.array([[0.0, 4.0, 0.0, 0.0]], dtype=np.float32)
+    _expect_distance(distance, a, b, "encoding_1 = [[3, 0, 0, 0]], encoding_2 = [[0, 4, 0, 0]]")
+    _expect_distance(distance, a, a.copy(), "Two identical encodings")
+
+
+def check_distance_shapes(distance: Callable) -> None:
+    """The same pair as (1, d) rows and as (d,) vectors: the same single number."""
+    rng = np.random.default_rng(6)
+    a, b = (rng.standard_normal(8).astype(np.float32) for _ in range(2))
+    _expect_distance(distance, a[None], b[None], "Two encodings of shape (1, 8)")
+    _expect_distance(distance, a, b, "The same two encodings with shape (8,)")
+
+
+def check_distance_on_cast(distance: Callable, model) -> dict[str, float]:
+    """Encodings of the sample cast (made by fr_utils): Obama is nearer Obama than Biden.
+
+    Returns ``{pair: your distance}``."""
+    from fr_utils.encoding import encode_images
+
+    paths = [cast_photo("Barack_Obama", 1), cast_photo("Barack_Obama", 2), cast_photo("Joseph_Biden")]
+    obama_1, obama_2, biden = encode_images(paths, model)[:, None, :]
+    same = _expect_distance(distance, obama_1, obama_2, "Barack_Obama_0001 and Barack_Obama_0002")
+    other = _expect_distance(distance, obama_1, biden, "Barack_Obama_0001 and Joseph_Biden_0001")
+    return {"Obama 1 - Obama 2": same, "Obama 1 - Biden": other}
+
+
+def check_distance_runs(distance: Callable) -> None:
+    """Only that the function can be called on two (1, 4) encodings and returns a number."""
+    _distance_value(call_with_time_limit(distance, np.ones((1, 4)), np.zeros((1, 4))))
