@@ -1,0 +1,215 @@
+"""The facedoor command line: in-process through door.main, and end to end through the installed script."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fr_utils.door import EXIT_DATABASE, EXIT_INPUT, EXIT_NO, EXIT_OK, main
+
+ROOT = Path(__file__).resolve().parent.parent
+PEOPLE = ROOT / "images" / "people"
+NO_FACE = ROOT / "images" / "other" / "no_face_coffee.jpg"
+TWO_FACES = ROOT / "images" / "other" / "two_faces_hopper_collins.jpg"
+OBAMA = [PEOPLE / "Barack_Obama" / f"Barack_Obama_000{i}.jpg" for i in (1, 2, 3)]
+BIDEN = PEOPLE / "Joseph_Biden" / "Joseph_Biden_0001.jpg"
+HOPPER = PEOPLE / "Grace_Hopper" / "Grace_Hopper_0001.jpg"
+COLLINS = PEOPLE / "Eileen_Collins" / "Eileen_Collins_0001.jpg"
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def db(tmp_path, facenet, capsys) -> Path:
+    """A database file with Obama (photo 1), Biden and Hopper, enrolled through the command line."""
+    path = tmp_path / "faces.db"
+    for name, photo in [("Barack_Obama", OBAMA[0]), ("Joseph_Biden", BIDEN.parent), ("Grace_Hopper", HOPPER)]:
+        code, out, err = run(capsys, "--db", path, "enroll", name, photo)
+        assert code == EXIT_OK, err
+        assert out.startswith(f"enrolled {name}: 1 new photo(s)")
+    return path
+
+
+def test_verify_open_and_closed(db, capsys):
+    code, out, _ = run(capsys, "--db", db, "verify", "Barack_Obama", OBAMA[1])
+    assert code == EXIT_OK and out.startswith("OPEN:") and "distance 0.7" in out
+    code, out, _ = run(capsys, "verify", "Grace_Hopper", COLLINS, "--db", db)  # options after the command
+    assert code == EXIT_NO and out.startswith("CLOSED:")
+
+
+def test_identify_each_photo_and_unknown(db, capsys):
+    code, out, _ = run(capsys, "--db", db, "identify", *OBAMA[1:], BIDEN, HOPPER)
+    assert code == EXIT_OK
+    assert [line.split(": ")[1].split(" ")[0] for line in out.splitlines()] == [
+        "Barack_Obama", "Barack_Obama", "Joseph_Biden", "Grace_Hopper"]
+    code, out, _ = run(capsys, "--db", db, "identify", COLLINS)
+    assert code == EXIT_NO and ": unknown (nearest: " in out
+    code, out, _ = run(capsys, "--db", db, "identify", "--all", TWO_FACES)
+    lines = out.splitlines()
+    assert code == EXIT_OK and len(lines) == 2 and "Grace_Hopper" in lines[0] and "unknown" in lines[1]
+
+
+def test_json_output(db, capsys):
+    code, out, _ = run(capsys, "--db", db, "--json", "verify", "Barack_Obama", OBAMA[2])
+    result = json.loads(out)
+    assert code == EXIT_OK and result["decision"] == "OPEN" and result["match"] is True
+    assert result["metric"] == "euclidean" and 0 < result["distance"] <= result["threshold"]
+    code, out, _ = run(capsys, "--db", db, "--json", "--metric", "cosine", "identify", COLLINS, HOPPER)
+    results = json.loads(out)["results"]
+    assert code == EXIT_NO and [r["name"] for r in results] == [None, "Grace_Hopper"]
+    assert json.loads(out)["threshold"] == pytest.approx(json.loads(run(capsys, "--db", db, "--json", "verify",
+                                                                        "Barack_Obama", OBAMA[2])[1])["threshold"] ** 2 / 2)
+    code, out, _ = run(capsys, "--db", db, "--json", "list")
+    people = json.loads(out)["people"]
+    assert [p["name"] for p in people] == ["Barack_Obama", "Grace_Hopper", "Joseph_Biden"]
+    assert all(p["embeddings"] == 1 for p in people)
+
+
+def test_threshold_option(db, capsys):
+    assert run(capsys, "--db", db, "--threshold", "0.3", "verify", "Barack_Obama", OBAMA[1])[0] == EXIT_NO
+    assert run(capsys, "--db", db, "--threshold", "1.5", "verify", "Grace_Hopper", COLLINS)[0] == EXIT_OK
+
+
+def test_list_remove_rename(db, capsys):
+    code, out, _ = run(capsys, "--db", db, "list")
+    assert code == EXIT_OK and "3 people, 3 photos" in out
+    assert run(capsys, "--db", db, "rename", "Joseph_Biden", "Joe")[0] == EXIT_OK
+    code, out, _ = run(capsys, "--db", db, "remove", "Joe")
+    assert code == EXIT_OK and out == "removed Joe (1 photo(s))\n"
+    code, out, _ = run(capsys, "--db", db, "list")
+    assert "2 people" in out and "Joe" not in out
+
+
+def test_enroll_tree_and_skipped_photos(tmp_path, facenet, capsys):
+    path = tmp_path / "tree.db"
+    code, out, _ = run(capsys, "--db", path, "enroll-tree", PEOPLE)
+    assert code == EXIT_OK and len(out.splitlines()) == 4 and "enrolled Barack_Obama: 3 new photo(s)" in out
+    code, out, err = run(capsys, "--db", path, "enroll", "Grace_Hopper", HOPPER, NO_FACE, TWO_FACES)
+    assert code == EXIT_OK
+    assert f"facedoor: warning: skipped {NO_FACE}: no face found" in err
+    assert out == "enrolled Grace_Hopper: 1 new photo(s), 1 already enrolled, 2 in all\n"
+
+
+def test_database_from_the_environment(db, capsys, monkeypatch):
+    monkeypatch.setenv("FACEDOOR_DB", str(db))
+    assert run(capsys, "verify", "Barack_Obama", OBAMA[1])[0] == EXIT_OK
+
+
+def test_help_documents_the_exit_codes(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for line in ["0  done; verify: OPEN", "1  verify: CLOSED", "2  usage or bad input", "3  the database or the model",
+                 "FACEDOOR_DB"]:
+        assert line in out
+
+
+# --------------------------------------------------------------------------- bad input: message and exit code
+
+
+def test_bad_input_exit_2(db, tmp_path, capsys):
+    empty = tmp_path / "empty.db"
+    assert run(capsys, "--db", empty, "enroll", "Coffee", NO_FACE)[0] == EXIT_INPUT  # creates an empty database
+    cases = [
+        (["--db", db, "verify", "Nobody", OBAMA[1]], "'Nobody' is not enrolled"),
+        (["--db", db, "remove", "Nobody"], "'Nobody' is not enrolled"),
+        (["--db", empty, "identify", OBAMA[1]], "no one is enrolled"),
+        (["--db", empty, "verify", "Barack_Obama", OBAMA[1]], "empty"),
+        (["--db", tmp_path / "absent.db", "list"], "no database at"),
+        (["--db", db, "verify", "Barack_Obama", NO_FACE], "no_face_coffee.jpg: no face found"),
+        (["--db", db, "identify", NO_FACE], "no_face_coffee.jpg: no face found"),
+        (["--db", db, "enroll", "Coffee", NO_FACE], "no_face_coffee.jpg: no face found"),
+        (["--db", db, "verify", "Barack_Obama", tmp_path / "missing.jpg"], "missing.jpg: no such file"),
+        (["--db", db, "enroll", " Ann", OBAMA[0]], "must not start or end with spaces"),
+        (["--db", db, "enroll", "Ann", tmp_path], "no image files"),
+        (["--db", db, "--threshold", "2.5", "list"], "threshold must be between 0 and 2"),
+        (["--db", db, "--metric", "manhattan", "list"], "invalid choice"),
+        (["--db", db, "frobnicate"], "invalid choice"),
+    ]
+    for argv, message in cases:
+        code, out, err = run(capsys, *argv)
+        assert code == EXIT_INPUT, (argv, out, err)
+        assert message in err, (argv, err)
+        if "invalid choice" not in message and "threshold" not in message:
+            assert err.startswith("facedoor: error: "), err
+    assert not (tmp_path / "absent.db").exists()
+    code, out, _ = run(capsys, "--db", db, "list")
+    assert "3 people, 3 photos" in out  # nothing lost
+
+
+def test_database_errors_exit_3_and_leave_the_file_alone(db, tmp_path, capsys):
+    jpeg = tmp_path / "photo.db"
+    shutil.copy(HOPPER, jpeg)
+    other_app = tmp_path / "other.db"
+    with sqlite3.connect(other_app) as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    conn.close()
+    other_model = tmp_path / "other_model.db"
+    shutil.copy(db, other_model)
+    with sqlite3.connect(other_model) as conn:
+        conn.execute("UPDATE meta SET value = 'f' || substr(value, 2) WHERE key = 'weights_sha256'")
+    conn.close()
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("x")
+    cases = [
+        (jpeg, ["verify", "Grace_Hopper", HOPPER], "not an SQLite file"),
+        (jpeg, ["enroll", "Grace_Hopper", HOPPER], "not an SQLite file"),
+        (other_app, ["list"], "another application"),
+        (other_model, ["verify", "Barack_Obama", OBAMA[1]], "was built with the model"),
+        (other_model, ["enroll", "Eileen_Collins", COLLINS], "was built with the model"),
+        (tmp_path, ["enroll", "Grace_Hopper", HOPPER], "is a directory"),
+        (a_file / "faces.db", ["enroll", "Grace_Hopper", HOPPER], "is a file, not a folder"),
+    ]
+    for path, argv, message in cases:
+        before = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        code, _, err = run(capsys, "--db", path, *argv)
+        assert code == EXIT_DATABASE and err.startswith("facedoor: error: ") and message in err, (argv, err)
+        assert str(path) in err
+        if before is not None:
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_list_and_remove_do_not_load_tensorflow(db):
+    script = ("import sys; from fr_utils.door import main; "
+              f"codes = [main(['--db', {str(db)!r}, 'list']), main(['--db', {str(db)!r}, 'remove', 'Joseph_Biden'])]; "
+              "print(codes, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.stdout.splitlines()[-1] == "[0, 0] False False", result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------- the installed script, end to end
+
+
+@pytest.mark.slow
+def test_installed_facedoor_on_the_sample_cast(tmp_path):
+    exe = shutil.which("facedoor", path=str(Path(sys.executable).parent)) or shutil.which("facedoor")
+    assert exe, "the facedoor console script is not installed (pip install -e .)"
+    env = dict(os.environ, FACEDOOR_DB=str(tmp_path / "door.db"))
+
+    def facedoor(*args) -> subprocess.CompletedProcess:
+        return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+
+    for name, photo in [("Barack_Obama", OBAMA[0]), ("Joseph_Biden", BIDEN), ("Grace_Hopper", HOPPER)]:
+        r = facedoor("enroll", name, photo)
+        assert r.returncode == 0 and r.stdout.startswith(f"enrolled {name}"), r.stderr
+    r = facedoor("verify", "Barack_Obama", OBAMA[1])
+    assert r.returncode == 0 and r.stdout.startswith("OPEN"), r.stdout + r.stderr
+    r = facedoor("verify", "Grace_Hopper", COLLINS)
+    assert r.returncode == 1 and r.stdout.startswith("CLOSED"), r.stdout + r.stderr
+    r = facedoor("--json", "identify", *OBAMA, BIDEN, HOPPER, COLLINS)
+    assert r.returncode == 1, r.stderr  # Collins is not enrolled
+    names = [x["name"] for x in json.loads(r.stdout)["results"]]
+    assert names == ["Barack_Obama"] * 3 + ["Joseph_Biden", "Grace_Hopper", None]
+    r = facedoor("identify", COLLINS)
+    assert r.returncode == 1 and ": unknown" in r.stdout
