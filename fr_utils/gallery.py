@@ -213,7 +213,8 @@ def threshold_figure(
             accepted = d <= t
             roc_ax.plot(max(accepted[~s].mean(), 1e-4), accepted[s].mean(), marker="osD^"[k % 4],
                         color="black", markersize=5)
-    roc_ax.set_title("ROC: each threshold is one point")
+    roc_ax.set_ylim(0.5, 1.005)
+    roc_ax.set_title("ROC curves; markers: the thresholds")
     return fig
 
 
