@@ -16,7 +16,8 @@
   P identities x K images (``--batch-size B = P x K``, ``--per-identity K``).
 * Writes to OUT: ``model.keras``, ``history.json``, ``clusters/epoch_NNN.png``
   (epoch 0 = before training) and ``training.gif``.  Held-out verification
-  accuracy (best threshold, 10-fold cross-validation) is printed before and after.
+  accuracy (best threshold, 10-fold cross-validation, :mod:`fr_utils.evaluate`)
+  is printed before and after.
 
 Exit codes: 0 trained, 2 bad arguments or unusable data (the message names them).
 """
@@ -39,7 +40,6 @@ from fr_utils.datasets import Dataset, DatasetError, Split, load_digits, load_fo
 PLOT_IDENTITIES = 10  # identities drawn in each panel of the cluster plots
 PLOT_PER_IDENTITY = 20  # images per identity drawn
 MAX_PAIRS = 3000  # held-out pairs of each kind (same / different identity)
-FOLDS = 10
 
 
 @dataclass
@@ -63,7 +63,7 @@ class TrainConfig:
     image_size: int = 64
     center_crop: float = 1.0
     max_per_identity: int | None = None
-    flip: bool = False
+    augment: bool = False
     seed: int = 0
 
 
@@ -86,14 +86,16 @@ def _embedding_top(x, dim: int, scale: float):
     return keras.layers.Rescaling(scale, name="scale")(x)
 
 
-def small_cnn(input_shape: tuple[int, int, int], dim: int, scale: float = 1.0, flip: bool = False):
+def small_cnn(input_shape: tuple[int, int, int], dim: int, scale: float = 1.0, augment: bool = False):
     """A small CNN: (m, S, S, C) images in 0-255 -> (m, dim) embeddings of length ``scale``.
 
     Conv blocks (3x3 conv, batch norm, ReLU, 2x2 max pool; 32, 64, 128, ... filters)
     halve the image until it is at most 4 pixels wide (one block for 8x8 digits,
     four for 64x64 faces), then Flatten, Dense(dim), UnitNormalization and
-    Rescaling(scale).  ``flip`` adds a RandomFlip("horizontal") layer, active only
-    in training.  Plain Keras layers only, so the saved model loads anywhere.
+    Rescaling(scale).  ``augment`` adds random horizontal flips, shifts (up to 8%)
+    and zooms (up to 10%), active only in training.  Batch norm uses momentum 0.9,
+    so its statistics follow short trainings.  Plain Keras layers only, so the
+    saved model loads anywhere.
     """
     import keras
 
@@ -101,11 +103,13 @@ def small_cnn(input_shape: tuple[int, int, int], dim: int, scale: float = 1.0, f
     blocks = max(1, int(math.ceil(math.log2(size / 4))))
     inputs = keras.Input(shape=input_shape, name="images")
     x = keras.layers.Rescaling(1.0 / 255.0, name="to_unit_range")(inputs)
-    if flip:
+    if augment:
         x = keras.layers.RandomFlip("horizontal", name="flip")(x)
+        x = keras.layers.RandomTranslation(0.08, 0.08, fill_mode="nearest", name="shift")(x)
+        x = keras.layers.RandomZoom(0.1, fill_mode="nearest", name="zoom")(x)
     for block in range(blocks):
         x = keras.layers.Conv2D(32 * 2**block, 3, padding="same", use_bias=False, name=f"conv{block + 1}")(x)
-        x = keras.layers.BatchNormalization(name=f"bn{block + 1}")(x)
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn{block + 1}")(x)
         x = keras.layers.ReLU(name=f"relu{block + 1}")(x)
         x = keras.layers.MaxPooling2D(2, name=f"pool{block + 1}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
@@ -185,39 +189,18 @@ def verification_pairs(labels: np.ndarray, max_pairs: int = MAX_PAIRS, seed: int
     return np.stack([i[keep], j[keep]], axis=1), same[keep]
 
 
-def best_threshold(distances: np.ndarray, same: np.ndarray) -> tuple[float, float]:
-    """The threshold t maximising the accuracy of "same identity iff distance < t".
-
-    Args:
-        distances: (p,) distances of p pairs; same: (p,) bool.
-    Returns:
-        (threshold, accuracy on these pairs).
-    """
-    order = np.argsort(distances, kind="stable")
-    d, s = distances[order], same[order]
-    # threshold below sorted element k (k = 0..p): the first k pairs are called "same"
-    correct = np.concatenate([[0], np.cumsum(s)]) + np.concatenate([np.cumsum((~s)[::-1])[::-1], [0]])
-    k = int(np.argmax(correct))
-    edges = np.concatenate([[d[0] - 1.0], (d[:-1] + d[1:]) / 2.0, [d[-1] + 1.0]])
-    return float(edges[k]), float(correct[k] / len(d))
-
-
-def verification_accuracy(embeddings: np.ndarray, pairs: np.ndarray, same: np.ndarray, folds: int = FOLDS, seed: int = 0) -> float:
-    """Mean accuracy over ``folds``-fold cross-validation: on each fold, the pairs are
-    called same/different with the best threshold on squared L2 distance found on
-    the other folds.
+def verification_accuracy(embeddings: np.ndarray, pairs: np.ndarray, same: np.ndarray) -> float:
+    """Held-out verification accuracy: LFW-style 10-fold cross-validation, each fold
+    judged with the best threshold on L2 distance found on the other nine
+    (:func:`fr_utils.evaluate.cross_validate`).
 
     Args:
         embeddings: (n, d); pairs: (p, 2) row indices; same: (p,) bool.
     """
-    distances = np.sum((embeddings[pairs[:, 0]] - embeddings[pairs[:, 1]]) ** 2, axis=1)
-    fold = np.random.default_rng(seed).permutation(len(pairs)) % folds
-    accuracies = []
-    for k in range(folds):
-        test = fold == k
-        threshold, _ = best_threshold(distances[~test], same[~test])
-        accuracies.append(np.mean((distances[test] < threshold) == same[test]))
-    return float(np.mean(accuracies))
+    from fr_utils.evaluate import cross_validate
+
+    result = cross_validate(embeddings[pairs[:, 0]], embeddings[pairs[:, 1]], same, np.zeros(len(same), dtype=int))
+    return result["accuracy_mean"]
 
 
 # -- cluster plots ------------------------------------------------------------------
@@ -357,7 +340,7 @@ def _network_inputs(dataset: Dataset, config: TrainConfig, verbose: int):
     """(model, training inputs, held-out inputs): images for the CNN, 512-d embeddings of
     the frozen encoder (computed once) for the head."""
     if config.network == "cnn":
-        model = small_cnn(dataset.train.images.shape[1:], config.dim, config.scale, config.flip)
+        model = small_cnn(dataset.train.images.shape[1:], config.dim, config.scale, config.augment)
         return model, dataset.train.images.astype("float32"), dataset.heldout.images.astype("float32")
     from fr_utils.encoding import encode_images
     from fr_utils.weights import load_facenet
@@ -395,13 +378,13 @@ def train(config: TrainConfig, verbose: int = 1) -> TrainResult:
 
     def snapshot() -> None:
         heldout = model.predict(heldout_inputs, batch_size=256, verbose=0)
-        accuracies.append(verification_accuracy(heldout, pairs, same, seed=config.seed))
+        accuracies.append(verification_accuracy(heldout, pairs, same))
         frames.append((model.predict(train_inputs[train_rows], batch_size=256, verbose=0), heldout[heldout_rows]))
 
     snapshot()
     baseline = None
     if config.network == "head":  # the frozen encoder's own 512-d embeddings
-        baseline = verification_accuracy(heldout_inputs, pairs, same, seed=config.seed)
+        baseline = verification_accuracy(heldout_inputs, pairs, same)
     if verbose:
         print(f"{dataset.source}: {len(dataset.train.names)} training identities ({len(dataset.train)} images), "
               f"{len(dataset.heldout.names)} held-out ({len(dataset.heldout)} images, {len(pairs)} pairs)")
@@ -486,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--dim", type=int, default=2, help="embedding size D (default 2)")
     net.add_argument("--scale", type=float, default=1.0, help="embeddings have length M: squared distances in [0, 4 M^2] (default 1)")
     net.add_argument("--margin", type=float, default=0.2, help="triplet margin alpha, a squared distance (default 0.2)")
-    net.add_argument("--flip", action="store_true", help="random horizontal flips while training (faces)")
+    net.add_argument("--augment", action="store_true", help="random flips, shifts and zooms while training (faces, CNN)")
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=int, default=10)
     fit.add_argument("--batch-size", type=int, default=None, help="B = P identities x K images (default 56 digits, 64 folders)")
@@ -512,7 +495,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         per_identity=args.per_identity if args.per_identity is not None else (8 if digits else 4),
         steps_per_epoch=args.steps_per_epoch, learning_rate=args.learning_rate, network=args.network,
         image_size=args.image_size, center_crop=args.center_crop, max_per_identity=args.max_per_identity,
-        flip=args.flip, seed=args.seed,
+        augment=args.augment, seed=args.seed,
     )
 
 

@@ -16,7 +16,6 @@ from PIL import Image
 from fr_utils.datasets import DatasetError, load_digits, load_folder
 from fr_utils.train import (
     TrainConfig,
-    best_threshold,
     embedding_head,
     identity_batch,
     main,
@@ -125,16 +124,6 @@ def test_identity_batch_is_p_identities_by_k_images():
 
 
 # -- verification accuracy -------------------------------------------------------------
-
-
-def test_best_threshold_on_hand_made_distances():
-    # below 0.525 (between 0.45 and 0.6), only the pair at 0.3 is misjudged
-    distances = np.array([0.1, 0.2, 0.4, 0.45, 0.3, 0.6, 0.7])
-    same = np.array([True, True, True, True, False, False, False])
-    threshold, accuracy = best_threshold(distances, same)
-    assert threshold == pytest.approx(0.525) and accuracy == pytest.approx(6 / 7)
-    threshold, accuracy = best_threshold(np.array([1.0, 2.0, 3.0, 4.0]), np.array([True, True, False, False]))
-    assert threshold == pytest.approx(2.5) and accuracy == 1.0
 
 
 def test_verification_pairs_are_balanced_and_correct():
@@ -283,10 +272,23 @@ def test_orl_folder_trains_the_cnn_from_pgm_files(orl_dir, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_nbgrader_generates_the_student_version_of_the_notebook(tmp_path):
+def test_nbgrader_generates_the_student_version_and_it_runs(tmp_path, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
     course = Course.create(tmp_path, "train_embedding")
     course.generate_assignment()
     source, release = course.read_source("train_embedding"), course.read_release("train_embedding")
     assert not any(nbgrader_meta(cell).get("grade") for cell in source.cells)  # nothing graded
     assert [cell.source for cell in release.cells] == [cell.source for cell in source.cells]
     assert all(cell.get("outputs", []) == [] for cell in source.cells if cell.cell_type == "code")
+
+    monkeypatch.delenv("FR_DATASETS", raising=False)  # the digits part only: the ORL cell says how to get it
+    NotebookClient(release, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(course.release_path("train_embedding").parent)}}).execute()
+    printed = "\n".join(out.get("text", "") for cell in release.cells for out in cell.get("outputs", []))
+    assert "held-out verification accuracy after 12 epochs" in printed
+    assert "ORL not found: set FR_DATASETS" in printed
+    gifs = [out for cell in release.cells for out in cell.get("outputs", []) if "image/gif" in out.get("data", {})]
+    assert len(gifs) == 1
+    nbformat.validate(release)
