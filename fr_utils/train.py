@@ -346,13 +346,15 @@ def _network_inputs(dataset: Dataset, config: TrainConfig, verbose: int):
     from fr_utils.weights import load_facenet
 
     encoder = load_facenet()
-    progress = bool(verbose)
-    features = [encode_images(list(s.images), encoder, detect=False, progress=progress) for s in (dataset.train, dataset.heldout)]
+    features = [encode_images(list(s.images), encoder, detect=False, progress=verbose == 1) for s in (dataset.train, dataset.heldout)]
     return embedding_head(config.dim, config.scale), features[0], features[1]
 
 
 def train(config: TrainConfig, verbose: int = 1) -> TrainResult:
     """Train an embedding as ``config`` says and write everything to ``config.output``.
+
+    ``verbose``: 0 silent, 1 a progress bar, 2 one line per epoch; with 1 and 2 the
+    held-out accuracy is printed before and after training.
 
     Returns:
         :class:`TrainResult` with the trained model and the history (also in history.json).
@@ -477,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch (default: training images / B, rounded up)")
     fit.add_argument("--learning-rate", type=float, default=1e-3)
     fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    fit.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
     parser.add_argument("--output", required=True, help="folder for model.keras, history.json, clusters/*.png, training.gif")
     return parser
 
@@ -506,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("always", UserWarning)
             warnings.showwarning = lambda message, *rest: print(f"warning: {message}", file=sys.stderr)
-            train(config_from_args(args), verbose=0 if args.quiet else 1)
+            train(config_from_args(args), verbose=2 if args.quiet else 1)
     except DatasetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

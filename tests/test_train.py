@@ -268,6 +268,19 @@ def test_orl_folder_trains_the_cnn_from_pgm_files(orl_dir, tmp_path, capsys):
     assert len(history["heldout_accuracy"]) == 3 and all(0.4 < a <= 1 for a in history["heldout_accuracy"])
 
 
+@pytest.mark.slow
+def test_orl_head_on_the_frozen_encoder(orl_dir, tmp_path):
+    import keras
+
+    config = TrainConfig(output=str(tmp_path), path=str(orl_dir), network="head", n_faces=6, n_eval=4,
+                         max_per_identity=5, dim=8, epochs=2, batch_size=12, per_identity=2, seed=1)
+    history = train(config, verbose=0).history
+    assert history["data"]["train_images"] == 30 and history["data"]["heldout_images"] == 20
+    assert history["encoder_alone_accuracy"] > 0.9  # the pretrained encoder tells ORL's people apart
+    model = keras.models.load_model(tmp_path / "model.keras")
+    assert model.input_shape == (None, 512) and model.output_shape == (None, 8)
+
+
 # -- the notebook -----------------------------------------------------------------------------
 
 
