@@ -1,0 +1,115 @@
+"""Static checks of the two introductory assignments' source notebooks
+(verification_recognition, pretrained_encoder): fast, nothing is executed."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from nbgrader_helpers import (
+    HIDDEN_BEGIN,
+    HIDDEN_END,
+    REPO,
+    SOLUTION_BEGIN,
+    SOLUTION_END,
+    all_sources,
+    grade_cells,
+    marked_lines,
+    nbgrader_meta,
+    read_notebook,
+)
+
+POINTS = {
+    "verification_recognition": {
+        "far_public": 2, "far_hidden": 1, "max_enrolled_public": 2, "max_enrolled_hidden": 1,
+    },
+    "pretrained_encoder": {
+        "img_to_encoding_shape": 1, "img_to_encoding_reference": 2, "img_to_encoding_hidden": 2,
+        "distance_public": 2, "distance_hidden": 1,
+    },
+}
+SOLUTIONS = {
+    "verification_recognition": ["far_solution", "max_enrolled_solution"],
+    "pretrained_encoder": ["img_to_encoding_solution", "distance_solution"],
+}
+
+
+@pytest.fixture(scope="module", params=sorted(POINTS))
+def notebook(request):
+    name = request.param
+    return name, read_notebook(REPO / "notebooks" / name / f"{name}.ipynb")
+
+
+def test_one_notebook_per_assignment_folder():
+    for name in POINTS:
+        assert [p.name for p in (REPO / "notebooks" / name).glob("*.ipynb")] == [f"{name}.ipynb"]
+
+
+def test_source_notebook_is_valid_and_clean(notebook):
+    _, nb = notebook
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == "python3"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, "clear the outputs"
+
+
+def test_nbgrader_metadata(notebook):
+    name, nb = notebook
+    metas = [nbgrader_meta(cell) for cell in nb.cells if nbgrader_meta(cell)]
+    ids = [meta["grade_id"] for meta in metas]
+    assert len(ids) == len(set(ids))
+    assert all(meta["schema_version"] == 3 for meta in metas)
+    assert grade_cells(nb) == POINTS[name]
+    assert [meta["grade_id"] for meta in metas if meta.get("solution")] == SOLUTIONS[name]
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if meta.get("solution"):
+            assert SOLUTION_BEGIN in cell.source and SOLUTION_END in cell.source
+            assert not meta["grade"], "solutions are graded by the test cells after them"
+        if meta.get("grade"):
+            assert meta["locked"] and cell.cell_type == "code"
+            assert cell.metadata.get("deletable") is False and cell.metadata.get("editable") is False
+            assert "passed" in cell.source or "runs" in cell.source, "every test cell says when it passed"
+        if HIDDEN_BEGIN in cell.source:
+            assert meta.get("grade"), "hidden tests belong in grade cells"
+            assert cell.source.count(HIDDEN_BEGIN) == cell.source.count(HIDDEN_END) == 1
+
+
+def test_every_test_cell_follows_a_solution_or_test_cell(notebook):
+    """nbgrader 0.9.6 re-inserts a deleted test cell after the nbgrader cell that
+    preceded it, and fails (KeyError) if that one is neither a solution nor a grade cell."""
+    _, nb = notebook
+    previous = None
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if not meta:
+            continue
+        if meta.get("grade"):
+            assert previous is not None and (previous.get("grade") or previous.get("solution")), meta["grade_id"]
+        previous = meta
+
+
+def test_every_exercise_has_public_and_hidden_tests(notebook):
+    name, nb = notebook
+    hidden = {nbgrader_meta(c)["grade_id"] for c in nb.cells if HIDDEN_BEGIN in c.source}
+    public = {nbgrader_meta(c)["grade_id"] for c in nb.cells
+              if nbgrader_meta(c).get("grade") and HIDDEN_BEGIN not in c.source}
+    assert len(hidden) == len(SOLUTIONS[name]) and len(public) >= len(SOLUTIONS[name])
+
+
+def test_hidden_tests_are_not_in_the_public_checks(notebook):
+    _, nb = notebook
+    hidden = marked_lines(nb, HIDDEN_BEGIN, HIDDEN_END)
+    assert len(hidden) > 10
+    public = "\n".join(path.read_text() for path in (REPO / "fr_utils" / "checks").glob("*.py"))
+    assert [line for line in hidden if line in public] == []
+
+
+def test_notebooks_are_honest_about_the_models():
+    encoder = all_sources(read_notebook(REPO / "notebooks" / "pretrained_encoder" / "pretrained_encoder.ipynb"))
+    assert "softmax loss" in encoder and "CASIA-WebFace" in encoder
+    assert "**not** with the triplet loss" in encoder
+    assert "trained weights are not shipped" in encoder
+    assert "random weights" in encoder
+    assert "load_weights" not in encoder  # nothing pretends to load OpenFace weights
