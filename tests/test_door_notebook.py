@@ -1,0 +1,264 @@
+"""The door assignment without nbgrader: the source notebook's structure, and its
+public checks and hidden tests run directly (in this process) on learner code,
+right and wrong, from ``door_submissions.py``."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import numpy as np
+import pytest
+
+import fr_utils
+from fr_utils.checks import door as checks
+from door_submissions import (
+    CORRECT_DATABASE,
+    CORRECT_VERIFY,
+    CORRECT_WHO,
+    WRONG_DATABASE,
+    WRONG_VERIFY,
+    WRONG_WHO,
+)
+from nbgrader_helpers import (
+    HIDDEN_BEGIN,
+    HIDDEN_END,
+    REPO,
+    SOLUTION_BEGIN,
+    SOLUTION_END,
+    cell_by_id,
+    grade_cells,
+    marked_lines,
+    nbgrader_meta,
+    read_notebook,
+)
+
+SOURCE = REPO / "notebooks" / "door" / "door.ipynb"
+POINTS = {
+    "database_public": 2, "database_hidden": 1,
+    "verify_public": 2, "verify_details": 1, "verify_hidden": 2,
+    "who_is_it_public": 2, "who_is_it_threshold": 1, "who_is_it_hidden": 2,
+}
+THRESHOLD = 1.139  # what the notebook reads from the manifest; the checks pass their own
+
+
+@pytest.fixture(scope="module")
+def source():
+    return read_notebook(SOURCE)
+
+
+# -- the notebook ---------------------------------------------------------------------
+
+
+def test_source_notebook_is_valid_and_clean(source):
+    nbformat.validate(source)
+    assert source.metadata.kernelspec.name == "python3"
+    for cell in source.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, "clear the outputs"
+
+
+def test_nbgrader_metadata(source):
+    metas = [nbgrader_meta(cell) for cell in source.cells if nbgrader_meta(cell)]
+    ids = [meta["grade_id"] for meta in metas]
+    assert len(ids) == len(set(ids))
+    assert all(meta["schema_version"] == 3 for meta in metas)
+    assert grade_cells(source) == POINTS
+    assert sum(POINTS.values()) == 13
+    solutions = [cell for cell in source.cells if nbgrader_meta(cell).get("solution")]
+    assert [nbgrader_meta(cell)["grade_id"] for cell in solutions] == [
+        "build_database_solution", "verify_solution", "who_is_it_solution"]
+    for cell in source.cells:
+        meta = nbgrader_meta(cell)
+        if meta.get("solution"):
+            assert SOLUTION_BEGIN in cell.source and SOLUTION_END in cell.source
+            assert not meta["grade"]
+        if meta.get("grade"):
+            assert meta["locked"] and cell.cell_type == "code"
+        if HIDDEN_BEGIN in cell.source:
+            assert meta.get("grade"), "hidden tests belong in grade cells"
+
+
+def test_every_test_cell_follows_a_solution_or_test_cell(source):
+    """nbgrader 0.9.6 puts a deleted test cell back after the nbgrader cell before it,
+    and fails if that one is neither a solution nor a grade cell."""
+    previous = None
+    for cell in source.cells:
+        meta = nbgrader_meta(cell)
+        if not meta:
+            continue
+        if meta.get("grade"):
+            assert previous is not None and (previous.get("grade") or previous.get("solution")), meta["grade_id"]
+        previous = meta
+
+
+def test_hidden_tests_are_not_in_the_public_checks(source):
+    hidden = marked_lines(source, HIDDEN_BEGIN, HIDDEN_END)
+    assert len(hidden) > 20
+    public = "\n".join(path.read_text() for path in (REPO / "fr_utils" / "checks").glob("*.py"))
+    assert [line for line in hidden if line in public] == []
+
+
+def test_threshold_comes_from_the_manifest_not_a_literal(source):
+    text = "\n".join(cell.source for cell in source.cells)
+    assert 'read_manifest().get("verification", {})' in text
+    assert "THRESHOLD = 1.1" not in text and "threshold=1.1" not in text
+
+
+# -- the checks' own pieces -------------------------------------------------------------
+
+
+def test_sample_cast_lists_every_person_and_names_a_missing_folder(tmp_path):
+    cast = checks.sample_cast()
+    assert {name: len(photos) for name, photos in cast.items()} == {
+        "Barack_Obama": 3, "Eileen_Collins": 1, "Grace_Hopper": 1, "Joseph_Biden": 1}
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "nowhere")):
+        checks.sample_cast(tmp_path / "nowhere")
+
+
+def test_at_distance_builds_unit_vectors_at_the_asked_distances():
+    e = np.random.default_rng(0).standard_normal(512)
+    e /= np.linalg.norm(e)
+    wanted = [0.0, 0.3, 1.0, 1.4142, 2.0]
+    made = checks.at_distance(e[None, :], wanted, seed=5)
+    assert all(v.shape == (1, 512) and v.dtype == np.float32 for v in made)
+    assert np.allclose([np.linalg.norm(v) for v in made], 1.0, atol=1e-6)
+    assert np.allclose([np.linalg.norm(v[0] - e) for v in made], wanted, atol=1e-5)
+    with pytest.raises(ValueError, match="at most 2 apart"):
+        checks.at_distance(e, [2.5])
+
+
+# -- learner code against the checks and hidden tests ----------------------------------------
+
+
+_ENCODED: dict[tuple[str, int], np.ndarray] = {}
+
+
+def cached_img_to_encoding(image, model=None):
+    """``fr_utils.img_to_encoding`` for photo paths, computed once per photo in this process:
+    the same numbers, without detecting the same faces again in every test (the
+    nbgrader cycle in test_autograde_door.py runs the real thing)."""
+    key = (str(Path(image).resolve()), id(model))
+    if key not in _ENCODED:
+        _ENCODED[key] = fr_utils.img_to_encoding(image, model)
+    return _ENCODED[key].copy()
+
+
+# What learner code and hidden tests see as `fr_utils`.
+FR_UTILS = SimpleNamespace(img_to_encoding=cached_img_to_encoding, encode_images=fr_utils.encode_images)
+
+
+def compile_function(source: str, name: str):
+    """Define a learner's function as its notebook cell would."""
+    namespace = {"np": np, "fr_utils": FR_UTILS, "img_to_encoding": cached_img_to_encoding,
+                 "THRESHOLD": THRESHOLD}
+    exec(compile(source, f"<{name}>", "exec"), namespace)
+    return namespace[name]
+
+
+def failure(check, function, model) -> str:
+    with pytest.raises(AssertionError) as caught:
+        check(function, model)
+    return str(caught.value)
+
+
+def run_hidden(source_nb, cell_id: str, function_name: str, function, model) -> None:
+    """The hidden-test cell's code, run with the names the notebook defines before it."""
+    namespace = {
+        "np": np, "fr_utils": FR_UTILS, "Path": Path, "checks": checks, "model": model,
+        "img_to_encoding": cached_img_to_encoding, "CAST": checks.sample_cast(),
+        "OTHER": checks.CAST_DIR.parent / "other", function_name: function,
+    }
+    code = cell_by_id(source_nb, cell_id).source
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(code, f"<{cell_id}>", "exec"), namespace)
+
+
+DATABASE_CHECKS = [checks.check_database_cast, checks.check_database_names]
+VERIFY_CHECKS = [checks.check_verify_cast, checks.check_verify_details]
+WHO_CHECKS = [checks.check_who_is_it_cast, checks.check_who_is_it_closest, checks.check_who_is_it_threshold]
+EXERCISES = {  # name: (correct, checks, hidden cell)
+    "build_database": (CORRECT_DATABASE, DATABASE_CHECKS + [checks.check_database_runs], "database_hidden"),
+    "verify": (CORRECT_VERIFY, VERIFY_CHECKS + [checks.check_verify_runs], "verify_hidden"),
+    "who_is_it": (CORRECT_WHO, WHO_CHECKS + [checks.check_who_is_it_runs], "who_is_it_hidden"),
+}
+
+
+@pytest.mark.parametrize("name,style", [(n, s) for n, (subs, _, _) in EXERCISES.items() for s in subs])
+def test_correct_styles_pass_every_check_and_hidden_test(facenet, source, name, style):
+    correct, public, hidden_cell = EXERCISES[name]
+    function = compile_function(correct[style], name)
+    for check in public:
+        check(function, facenet)
+    run_hidden(source, hidden_cell, name, function, facenet)
+
+
+# (check, the words its message must hold) for each mistake; the other checks pass.
+WRONG = {
+    ("build_database", "last_photo_for_all"): [
+        (checks.check_database_cast, "it is the encoding of 'Joseph_Biden''s photo"),
+        (checks.check_database_names, "Encode each person's own path")],
+    ("build_database", "flattened"): [
+        (checks.check_database_cast, "has shape (512,); expected (1, 512)"),
+        (checks.check_database_names, "has shape (512,)")],
+    ("build_database", "names_from_files"): [
+        (checks.check_database_names, "Use the dict's keys as the names")],
+    ("verify", "greater_than"): [
+        (checks.check_verify_cast, "wrong way round"), (checks.check_verify_details, "wrong way round")],
+    ("verify", "squared"): [
+        (checks.check_verify_cast, "SQUARED distance"), (checks.check_verify_details, "SQUARED distance")],
+    ("verify", "closest_person"): [
+        (checks.check_verify_cast, "not to the claimed identity 'Barack_Obama'"),
+        (checks.check_verify_details, "that is the distance to 'ada'")],
+    ("verify", "threshold_hard_coded"): [
+        (checks.check_verify_cast, "does not use the `threshold` argument"),
+        (checks.check_verify_details, "does not use the `threshold` argument")],
+    ("verify", "unknown_identity_crashes"): [
+        (checks.check_verify_details, "raised KeyError('nobody')")],
+    ("verify", "door_open_as_string"): [
+        (checks.check_verify_cast, "returned 'open' (str) as door_open"),
+        (checks.check_verify_details, "as door_open; expected True or False")],
+    ("who_is_it", "last_person"): [
+        (checks.check_who_is_it_cast, "you kept the LAST person"),
+        (checks.check_who_is_it_closest, "you kept the LAST person"),
+        (checks.check_who_is_it_threshold, "expected (0.5000, 'joe')")],
+    ("who_is_it", "largest"): [
+        (checks.check_who_is_it_cast, "LARGEST distance"), (checks.check_who_is_it_closest, "LARGEST distance"),
+        (checks.check_who_is_it_threshold, "LARGEST distance")],
+    ("who_is_it", "identity_always_returned"): [
+        (checks.check_who_is_it_cast, "the identity should be None"),
+        (checks.check_who_is_it_threshold, "does not depend on the `threshold` argument")],
+    ("who_is_it", "threshold_hard_coded"): [
+        (checks.check_who_is_it_cast, "compare with the `threshold` argument"),
+        (checks.check_who_is_it_threshold, "does not depend on the `threshold` argument")],
+    ("who_is_it", "squared"): [
+        (checks.check_who_is_it_cast, "SQUARED distance"), (checks.check_who_is_it_closest, "SQUARED distance"),
+        (checks.check_who_is_it_threshold, "SQUARED distance")],
+}
+SUBMITTED = {"build_database": WRONG_DATABASE, "verify": WRONG_VERIFY, "who_is_it": WRONG_WHO}
+assert set(WRONG) == {(name, mistake) for name, subs in SUBMITTED.items() for mistake in subs}
+
+
+@pytest.mark.parametrize("name,mistake", sorted(WRONG))
+def test_each_mistake_fails_its_checks_with_a_hint_and_the_hidden_tests(facenet, source, name, mistake):
+    function = compile_function(SUBMITTED[name][mistake], name)
+    _, public, hidden_cell = EXERCISES[name]
+    expected = dict(WRONG[(name, mistake)])
+    for check in public:
+        if check in expected:
+            assert expected[check] in failure(check, function, facenet), check.__name__
+        else:
+            check(function, facenet)
+    with pytest.raises(AssertionError, match="Hidden test"):
+        run_hidden(source, hidden_cell, name, function, facenet)
+
+
+def test_checks_return_the_database_and_print_nothing_of_the_learners(facenet, capsys):
+    function = compile_function(CORRECT_VERIFY["norm"], "verify")
+    checks.check_verify_cast(function, facenet)
+    assert "welcome in" not in capsys.readouterr().out  # verify's prints are captured by the check
+    database = checks.check_database_cast(compile_function(CORRECT_DATABASE["loop"], "build_database"), facenet)
+    assert sorted(database) == sorted(checks.sample_cast())
