@@ -119,6 +119,7 @@ def cosine_to_euclidean(threshold: float) -> float:
 
 
 def check_metric(metric: str) -> str:
+    """``metric`` if it is ``"euclidean"`` or ``"cosine"``; ValueError naming both otherwise."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(map(repr, METRICS))}, got {metric!r}")
     return metric
@@ -668,7 +669,8 @@ class FaceDatabase:
             NoFaceError, FaceImageError: a single image had no face or could not be
                 read, or none of several images could be used (the message names
                 every file and why); nothing is added then.
-            UnknownPersonError is never raised; ValueError for a bad name or no images.
+            ValueError: a bad name, no images, or a folder without image files.
+            ModelMismatchError: the database was built with another model.
         Warns:
             SkippedImagesWarning: with several images, those without a face or
                 unreadable were skipped (listed, with the reason) and the rest enrolled.
