@@ -47,7 +47,7 @@ exit codes:
   0  done; verify: OPEN (same person); identify: every photo identified
   1  verify: CLOSED (not that person); identify: someone unknown
   2  usage or bad input: bad option, unknown name, empty or missing database,
-     photo with no face, unreadable image
+     photo with no face, unreadable image (identify answers the other photos)
   3  the database or the model cannot be used: corrupt file, not a face
      database, built with another model, unwritable location, weights missing
 
