@@ -438,7 +438,7 @@ def train(config: TrainConfig, verbose: int = 1) -> TrainResult:
     }
     (out / "history.json").write_text(json.dumps(history, indent=2))
     if verbose:
-        print(f"held-out verification accuracy after {config.epochs} epochs: {accuracies[-1]:.4f} "
+        print(f"held-out verification accuracy after {config.epochs} epoch{'s' * (config.epochs != 1)}: {accuracies[-1]:.4f} "
               f"(before: {accuracies[0]:.4f}); {history['seconds']} s; written to {out}")
     return TrainResult(model, history)
 
