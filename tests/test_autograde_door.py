@@ -1,0 +1,172 @@
+"""The nbgrader cycle on the door assignment, as an instructor runs it.
+
+One temporary course: generate the student version, validate both versions,
+submit four notebooks (two correct styles other than the instructor's, whose
+solution ``validate`` runs, and two with a typical mistake in each function),
+autograde them all in ONE ``nbgrader autograde`` call and read the gradebook.  LFW is hidden from the
+kernels (FR_DATASETS unset), so section 4 runs on the sample cast and each
+notebook takes seconds; the mistakes themselves are covered one by one, with
+their messages, in test_door_notebook.py.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from door_submissions import (
+    CORRECT_DATABASE,
+    CORRECT_VERIFY,
+    CORRECT_WHO,
+    WRONG_DATABASE,
+    WRONG_VERIFY,
+    WRONG_WHO,
+)
+from nbgrader_helpers import (
+    HIDDEN_BEGIN,
+    HIDDEN_END,
+    SOLUTION_BEGIN,
+    SOLUTION_END,
+    Course,
+    all_sources,
+    cell_by_id,
+    error_outputs,
+    grade_cells,
+    marked_lines,
+    unmarked_text,
+    with_sources,
+)
+
+pytestmark = pytest.mark.slow
+
+ASSIGNMENT = NOTEBOOK = "door"
+SOLUTIONS = {"build_database": "build_database_solution", "verify": "verify_solution",
+             "who_is_it": "who_is_it_solution"}
+DATABASE_TESTS = {"database_public", "database_hidden"}
+VERIFY_TESTS = {"verify_public", "verify_details", "verify_hidden"}
+WHO_TESTS = {"who_is_it_public", "who_is_it_threshold", "who_is_it_hidden"}
+TOTAL = 13
+
+
+def _build_submissions(release) -> dict[str, tuple]:
+    """``{student: (notebook, the test cells it must fail)}``."""
+    def filled(database: str, verify: str, who: str):
+        return with_sources(release, {SOLUTIONS["build_database"]: database, SOLUTIONS["verify"]: verify,
+                                      SOLUTIONS["who_is_it"]: who})
+
+    return {
+        "right-a": (filled(CORRECT_DATABASE["comprehension"], CORRECT_VERIFY["sqrt_sum_if_else"],
+                           CORRECT_WHO["vectorised"]), set()),
+        "right-b": (filled(CORRECT_DATABASE["batched"], CORRECT_VERIFY["try_keyerror"],
+                           CORRECT_WHO["min_with_key"]), set()),
+        "wrong-a": (filled(WRONG_DATABASE["last_photo_for_all"], WRONG_VERIFY["greater_than"],
+                           WRONG_WHO["identity_always_returned"]),
+                    DATABASE_TESTS | VERIFY_TESTS | WHO_TESTS),
+        # the badge check on the cast still passes: 2 points
+        "wrong-b": (filled(WRONG_DATABASE["names_from_files"], WRONG_VERIFY["unknown_identity_crashes"],
+                           WRONG_WHO["threshold_hard_coded"]),
+                    DATABASE_TESTS | {"verify_details", "verify_hidden"} | WHO_TESTS),
+    }
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    course = Course.create(tmp_path_factory.mktemp("course"), ASSIGNMENT)
+    course.generate_assignment()
+    return course
+
+
+@pytest.fixture(scope="module")
+def no_lfw():
+    """The kernels nbgrader starts inherit this environment: no LFW, section 4 on the cast."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("FR_DATASETS", raising=False)
+        yield
+
+
+@pytest.fixture(scope="module")
+def cycle(course, no_lfw):
+    source, release = course.read_source(NOTEBOOK), course.read_release(NOTEBOOK)
+    submissions = _build_submissions(release)
+    for student, (nb, _) in submissions.items():
+        course.submit(student, NOTEBOOK, nb)
+    started = time.perf_counter()
+    course.autograde()
+    seconds = time.perf_counter() - started
+    print(f"\nautograded {len(submissions)} door submissions in {seconds:.1f} s "
+          f"({seconds / len(submissions):.1f} s each)")
+    return {"course": course, "source": source, "release": release, "submissions": submissions,
+            "scores": course.scores(NOTEBOOK), "max": course.max_scores(NOTEBOOK)}
+
+
+# -- the release and validation -----------------------------------------------------------
+
+
+def test_release_has_no_solutions_and_no_hidden_tests(course):
+    source, release = course.read_source(NOTEBOOK), course.read_release(NOTEBOOK)
+    text = all_sources(release)
+    for marker in (SOLUTION_BEGIN, SOLUTION_END, HIDDEN_BEGIN, HIDDEN_END):
+        assert marker not in text
+    secret = [
+        line
+        for begin, end in ((SOLUTION_BEGIN, SOLUTION_END), (HIDDEN_BEGIN, HIDDEN_END))
+        for line in marked_lines(source, begin, end)
+        if line not in unmarked_text(source, begin, end)
+    ]
+    assert len(secret) > 30
+    assert [line for line in secret if line in text] == []
+    for cell_id in SOLUTIONS.values():
+        assert "raise NotImplementedError()" in cell_by_id(release, cell_id).source
+    assert grade_cells(release) == grade_cells(source)
+    assert sum(grade_cells(release).values()) == TOTAL
+
+
+def test_validate_passes_on_the_source(course, no_lfw):
+    output = course.validate(course.source_path(NOTEBOOK))
+    assert "Success! Your notebook passes all the tests." in output, output
+
+
+def test_validate_invert_passes_on_the_release(course, no_lfw):
+    output = course.validate(course.release_path(NOTEBOOK), invert=True)
+    assert "Success! The notebook does not pass any tests." in output, output
+
+
+# -- autograding ------------------------------------------------------------------------
+
+
+def _check(cycle, student):
+    expected = cycle["submissions"][student][1]
+    got, top = cycle["scores"][student], cycle["max"]
+    assert set(got) == set(top), f"{student}: graded cells {sorted(got)}"
+    failing = {cell for cell, score in got.items() if score < top[cell]}
+    assert failing == expected, f"{student}: lost points on {sorted(failing)}, expected {sorted(expected)}"
+    assert all(got[cell] == 0 for cell in failing)
+
+
+def test_every_submission_was_graded(cycle):
+    assert set(cycle["scores"]) == set(cycle["submissions"])
+    assert sum(cycle["max"].values()) == TOTAL
+
+
+@pytest.mark.parametrize("student", ["right-a", "right-b"])
+def test_correct_solutions_get_full_marks(cycle, student):
+    _check(cycle, student)
+    assert sum(cycle["scores"][student].values()) == TOTAL
+
+
+@pytest.mark.parametrize("student", ["wrong-a", "wrong-b"])
+def test_mistakes_lose_exactly_their_cells(cycle, student):
+    _check(cycle, student)
+
+
+def test_graded_notebooks_hold_the_hints(cycle):
+    course = cycle["course"]
+    wrong_a = course.read_autograded("wrong-a", NOTEBOOK)
+    assert "wrong way round" in error_outputs(cell_by_id(wrong_a, "verify_public"))[0]["evalue"]
+    assert "Encode each person's own path" in error_outputs(cell_by_id(wrong_a, "database_public"))[0]["evalue"]
+    wrong_b = course.read_autograded("wrong-b", NOTEBOOK)
+    assert "raised KeyError" in error_outputs(cell_by_id(wrong_b, "verify_details"))[0]["evalue"]
+    hidden = cell_by_id(wrong_b, "verify_hidden")
+    assert HIDDEN_BEGIN in hidden.source  # the hidden tests ran during grading
+    assert error_outputs(hidden)[0]["evalue"].startswith("Hidden test: ")
