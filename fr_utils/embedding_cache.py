@@ -8,9 +8,10 @@ live under ``<cache>/`` (default ``~/.cache/fr_utils/embeddings``, or
 * ``detections/<detector>/``: every face MTCNN found in each file (box,
   confidence, five keypoints), so another alignment variant or another model
   never runs the detector again;
-* ``<model>-<alignment>-<flip>/``: one embedding row per file for one model
-  (the pretrained encoder is named by its weights' sha256 from the manifest,
-  any other model by a sha256 of its weights), alignment variant and flip.
+* ``<model>-<alignment>-<flip>/``: one embedding row per file and face box
+  for one model (the pretrained encoder is named by its weights' sha256 from
+  the manifest, any other model by a sha256 of its weights), alignment variant
+  and flip. Files without a face get no row (their result is NaN).
 
 A file is identified by its absolute path, size and modification time, so an
 edited photo is embedded again. Each cache is a folder of immutable chunk files,
@@ -326,7 +327,6 @@ def embed_files(
     if face not in FACE_CHOICES:
         raise ValueError(f"face must be one of {FACE_CHOICES}, got {face!r}")
     paths = [Path(p) for p in paths]
-    keys = [file_key(p) for p in paths]
     if model is None:
         from fr_utils.weights import load_facenet
 
@@ -334,60 +334,57 @@ def embed_files(
     size = int(model.input_shape[1])
     dim = int(model.output_shape[-1]) * (2 if flip else 1)
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    detections = detect_files(paths, cache_dir=root, progress=progress)
+    # One row per (file, face box): "largest" and "central" share the rows where they agree.
+    rows: list[str | None] = []
+    todo: dict[str, tuple[Path, dict]] = {}
+    for path, key, faces in zip(paths, [file_key(p) for p in paths], detections):
+        if not faces:
+            rows.append(None)
+            continue
+        chosen = faces[0] if face == "largest" or len(faces) == 1 else \
+            choose_face(faces, as_rgb_array(path).shape, face)
+        rows.append(f"{key}|{','.join(str(int(v)) for v in chosen['box'])}")
+        todo[rows[-1]] = (path, chosen)
     name = f"{model_fingerprint(model)[:16]}-{alignment}-{'flip' if flip else 'noflip'}"
-    if face != "largest":
-        name += f"-{face}"
     embeddings = _EmbeddingStore(root / name, dim)
-
-    todo = [k for k in dict.fromkeys(keys) if k not in embeddings.entries]
+    todo = {k: v for k, v in todo.items() if k not in embeddings.entries}
     if todo:
-        detections = _DetectionStore(root / "detections" / detector_name())
-        by_key = {k: p for k, p in zip(keys, paths)}
-        _compute(todo, by_key, model, align_fn, face, size, flip, embeddings, detections, progress)
-    return np.stack([embeddings.entries[k] for k in keys]) if keys else np.zeros((0, dim), np.float32)
+        _compute(todo, model, align_fn, size, flip, embeddings, progress)
+    out = np.full((len(paths), dim), np.nan, dtype=np.float32)
+    for i, row in enumerate(rows):
+        if row is not None:
+            out[i] = embeddings.entries[row]
+    return out
 
 
-def _compute(todo, by_key, model, align_fn, rule, size, flip, embeddings, detections, progress) -> None:
-    """Embed the files ``todo`` (keys), adding them to the stores chunk by chunk."""
+def _compute(todo: dict, model, align_fn, size: int, flip: bool, embeddings: _EmbeddingStore,
+             progress: bool) -> None:
+    """Embed ``todo`` (row key -> (file, face)) in batches, adding the rows to the store chunk by chunk."""
     from fr_utils.encoding import inference_function
 
     run = inference_function(model)
+    items = list(todo.items())
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(todo), unit="image", desc="embedding")
+        bar = tqdm(total=len(items), unit="image", desc="embedding")
     try:
-        for start in range(0, len(todo), _BATCH):
-            batch_keys, crops, empty = [], [], []
-            for key in todo[start : start + _BATCH]:
-                path = by_key[key]
-                img = as_rgb_array(path)
-                faces = detections.entries.get(key)
-                if faces is None:
-                    faces = _detect(img)
-                    detections.add(key, faces)
-                if faces:
-                    batch_keys.append(key)
-                    crops.append(align_fn(img, choose_face(faces, img.shape, rule), size))
-                else:
-                    empty.append(key)
-            if crops:
-                x = fixed_image_standardization(np.stack(crops))
-                out = np.asarray(run(x), dtype=np.float32)
-                if flip:
-                    out = np.concatenate([out, np.asarray(run(np.ascontiguousarray(x[:, :, ::-1])), dtype=np.float32)], axis=1)
-                for key, row in zip(batch_keys, out):
-                    embeddings.add(key, row)
-            for key in empty:
-                embeddings.add(key, np.full(embeddings.dim, np.nan, np.float32))
+        for start in range(0, len(items), _BATCH):
+            batch = items[start : start + _BATCH]
+            crops = [align_fn(as_rgb_array(path), chosen, size) for _, (path, chosen) in batch]
+            x = fixed_image_standardization(np.stack(crops))
+            out = np.asarray(run(x), dtype=np.float32)
+            if flip:
+                out = np.concatenate([out, np.asarray(run(np.ascontiguousarray(x[:, :, ::-1])), np.float32)], 1)
+            for (key, _), row in zip(batch, out):
+                embeddings.add(key, row)
             if len(embeddings.pending) >= CHUNK_SIZE:
-                detections.flush()
                 embeddings.flush()
             if bar is not None:
-                bar.update(len(batch_keys) + len(empty))
+                bar.update(len(batch))
     finally:
-        detections.flush()
         embeddings.flush()
         if bar is not None:
             bar.close()
