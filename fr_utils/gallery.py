@@ -147,7 +147,7 @@ def thumbnail_map(
         raise ValueError(f"points must have shape (n, 2), got {xy.shape}")
     _check_lengths(len(xy), thumbnails=thumbnails, groups=groups)
     names = list(dict.fromkeys(groups)) if groups is not None else []
-    fig = Figure(figsize=(8, 7), layout="constrained")
+    fig = Figure(figsize=(9.5 if names else 8, 7), layout="constrained")
     ax = fig.subplots()
     for i, (x, y) in enumerate(xy):
         edge = colour(names.index(groups[i])) if groups is not None else "black"
@@ -157,7 +157,7 @@ def thumbnail_map(
     for k, name in enumerate(names):  # legend entries only
         ax.scatter([], [], color=colour(k), marker="s", label=name)
     if names:
-        ax.legend(loc="best", fontsize=8, title="who it really is")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="who it really is")
     span = np.ptp(xy, axis=0) if len(xy) > 1 else np.ones(2)
     span = np.where(span > 0, span, 1.0)
     low, high = xy.min(axis=0) - 0.12 * span, xy.max(axis=0) + 0.12 * span
