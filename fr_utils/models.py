@@ -210,7 +210,10 @@ def openface_nn4_small2(input_size: int = 96, embedding_size: int = 128,
     assignment, whose Keras port reports 3,743,280 parameters at the defaults
     (``FRmodel.count_params()``); ``tests/test_models.py`` checks this count.
     The local response normalisation layers of the Torch model hold no weights
-    and are left out, as in that port.
+    and are left out, as in that port. The feature maps have OpenFace's sizes,
+    but Keras' ``"same"`` padding puts the odd pixel of a stride-2 layer at the
+    bottom and right where Torch pads both sides equally: with OpenFace's weights
+    (were they available) the outputs would differ slightly from OpenFace's own.
 
     **No weights are shipped for it**: OpenFace's trained weights
     (``nn4.small2.v1.t7``) cannot be obtained in this environment, so this model
