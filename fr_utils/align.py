@@ -79,3 +79,70 @@ def align_faces(image: ImageSource, faces: Sequence[Face], size: int = 160, marg
     if not crops:
         return np.zeros((0, size, size, 3), dtype=np.uint8)
     return np.stack(crops)
+
+
+#: Where :func:`align_similarity` puts the five MTCNN keypoints in a 160 x 160
+#: crop: their mean position in :func:`align_face` crops (box + 32 px margin) of
+#: the LFW View 1 training images (``pairsDevTrain.txt``), measured by
+#: ``benchmarks/similarity_template.py`` (3,439 faces). So the similarity crop
+#: has the scale and centring the encoder was trained on, with the face's roll
+#: and aspect ratio normalised.
+SIMILARITY_TEMPLATE = {
+    "left_eye": (54.01, 65.49),
+    "right_eye": (107.80, 64.48),
+    "nose": (81.28, 90.03),
+    "mouth_left": (57.96, 112.25),
+    "mouth_right": (105.92, 111.41),
+}
+_TEMPLATE_SIZE = 160
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The least-squares similarity transform (rotation, uniform scale, translation;
+    no reflection) taking the (k, 2) points ``src`` onto ``dst``.
+
+    Returns:
+        (2, 3) matrix ``M`` with ``dst ~= src @ M[:, :2].T + M[:, 2]``.
+    """
+    src, dst = np.asarray(src, dtype=np.float64), np.asarray(dst, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
+        raise ValueError(f"expected two (k, 2) point arrays with k >= 2, got {src.shape} and {dst.shape}")
+    ps, qs = src - src.mean(0), dst - dst.mean(0)
+    norm = float((ps**2).sum())
+    if norm == 0.0:
+        raise FaceImageError("the keypoints all coincide: no transform is defined")
+    a = float((ps * qs).sum()) / norm
+    b = float((ps[:, 0] * qs[:, 1] - ps[:, 1] * qs[:, 0]).sum()) / norm
+    rot = np.array([[a, -b], [b, a]])
+    return np.hstack([rot, (dst.mean(0) - rot @ src.mean(0))[:, None]])
+
+
+def align_similarity(image: ImageSource, face: Mapping, size: int = 160) -> np.ndarray:
+    """Cut one face out with a 5-point similarity transform: rotated so the eyes are
+    level, scaled and shifted so its keypoints fall as near as they can to
+    :data:`SIMILARITY_TEMPLATE` (scaled to ``size``), bilinear; pixels outside
+    the photo are black.
+
+    Args:
+        image: the photo (path, bytes or RGB array).
+        face: a dict from :func:`fr_utils.detect.detect_faces` with its ``keypoints``.
+        size: side of the square crop.
+    Returns:
+        (size, size, 3) uint8 RGB crop.
+    Raises:
+        FaceImageError: the image cannot be read, or the face has no five keypoints.
+    """
+    from PIL import Image
+
+    img = as_rgb_array(image)
+    keypoints = face.get("keypoints") if isinstance(face, Mapping) else None
+    names = tuple(SIMILARITY_TEMPLATE)
+    if not keypoints or any(k not in keypoints for k in names):
+        raise FaceImageError(f"the similarity alignment needs the keypoints {names}, got {keypoints!r}")
+    src = np.array([keypoints[k] for k in names], dtype=np.float64)
+    dst = np.array([SIMILARITY_TEMPLATE[k] for k in names]) * (size / _TEMPLATE_SIZE)
+    m = similarity_transform(src, dst)
+    inverse = np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))[:2]  # crop pixel -> photo pixel
+    out = Image.fromarray(img).transform((size, size), Image.AFFINE, data=tuple(inverse.ravel()),
+                                         resample=Image.BILINEAR)
+    return np.asarray(out, dtype=np.uint8)
