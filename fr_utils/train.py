@@ -361,14 +361,15 @@ def train(config: TrainConfig, verbose: int = 1) -> TrainResult:
     Raises:
         DatasetError: a bad option or unusable data, with a message naming it.
     """
+    started = time.perf_counter()
     _check(config)
+    dataset = load_dataset(config)  # before TensorFlow starts, so bad data fails fast
+
     import keras
 
     from fr_utils.triplet_mining import SemiHardTripletLoss, active_triplets_metric
 
-    started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
-    dataset = load_dataset(config)
     model, train_inputs, heldout_inputs = _network_inputs(dataset, config, verbose)
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
