@@ -19,7 +19,8 @@
   accuracy (best threshold, 10-fold cross-validation, :mod:`fr_utils.evaluate`)
   is printed before and after.
 
-Exit codes: 0 trained, 2 bad arguments or unusable data (the message names them).
+Exit codes: 0 trained; 2 bad arguments, unusable data, or (``--network head``) missing
+or damaged pretrained weights; the message names the value, folder or file.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from fr_utils.datasets import Dataset, DatasetError, Split, load_digits, load_folder
+from fr_utils.weights import WeightsError
 
 PLOT_IDENTITIES = 10  # identities drawn in each panel of the cluster plots
 PLOT_PER_IDENTITY = 20  # images per identity drawn
@@ -503,14 +505,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit code (0 trained, 2 bad input)."""
+    """Command-line entry point; returns the exit code (0 trained, 2 bad input or weights)."""
     args = build_parser().parse_args(argv)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", UserWarning)
             warnings.showwarning = lambda message, *rest: print(f"warning: {message}", file=sys.stderr)
             train(config_from_args(args), verbose=2 if args.quiet else 1)
-    except DatasetError as error:
+    except (DatasetError, WeightsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
