@@ -190,13 +190,14 @@ def model_fingerprint(model) -> str:
 
 
 def detector_name() -> str:
-    """The detector's cache folder name: ``mtcnn-<package version>``."""
+    """The detector's cache folder name: ``mtcnn-<package version>-all`` (every face the
+    package reports is cached, whatever its confidence; callers filter)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return f"mtcnn-{version('mtcnn')}"
+        return f"mtcnn-{version('mtcnn')}-all"
     except PackageNotFoundError:
-        return "mtcnn-unknown"
+        return "mtcnn-unknown-all"
 
 
 # --------------------------------------------------------------------------- embedding
@@ -218,7 +219,7 @@ def _detect(img: np.ndarray) -> list[dict]:
     return [
         {"box": [int(v) for v in f["box"]], "confidence": float(f["confidence"]),
          "keypoints": {k: [int(p[0]), int(p[1])] for k, p in f["keypoints"].items()}}
-        for f in detect_faces(img)
+        for f in detect_faces(img, min_confidence=0.0)
     ]
 
 
@@ -227,8 +228,13 @@ def detect_files(
     *,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    min_confidence: float = 0.9,
 ) -> list[list[dict]]:
     """Every face MTCNN finds in each of n photo files, through the detection cache.
+
+    The cache holds every face the ``mtcnn`` package reports (its last stage
+    keeps confidences of 0.8 and more); ``min_confidence`` filters them, as in
+    :func:`fr_utils.detect.detect_faces` (default 0.9, the same).
 
     Returns:
         n lists of face dicts (``box``, ``confidence``, ``keypoints``; see
@@ -256,7 +262,7 @@ def detect_files(
         store.flush()
         if bar is not None:
             bar.close()
-    return [store.entries[k] for k in keys]
+    return [[f for f in store.entries[k] if f["confidence"] >= min_confidence] for k in keys]
 
 
 def choose_face(faces: Sequence[dict], image_shape: Sequence[int], rule: str = "largest") -> dict:
@@ -290,6 +296,7 @@ def embed_files(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
     face: str = "largest",
+    min_confidence: float = 0.9,
 ) -> np.ndarray:
     """Embed the largest face of each photo file, with an on-disk cache.
 
@@ -314,6 +321,8 @@ def embed_files(
         progress: show a progress bar over the files not yet cached.
         face: which face of a photo with several: ``"largest"`` (default) or
             ``"central"`` (see :func:`choose_face`).
+        min_confidence: faces MTCNN is less sure of are ignored (0.9 as in
+            :func:`fr_utils.detect.detect_faces`; the package reports none below 0.8).
     Returns:
         float32 array of shape (n, d), d = 512 for the pretrained encoder (1024
         with ``flip=True``), one row per path in order; a row is all NaN where
@@ -334,7 +343,7 @@ def embed_files(
     size = int(model.input_shape[1])
     dim = int(model.output_shape[-1]) * (2 if flip else 1)
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    detections = detect_files(paths, cache_dir=root, progress=progress)
+    detections = detect_files(paths, cache_dir=root, progress=progress, min_confidence=min_confidence)
     # One row per (file, face box): "largest" and "central" share the rows where they agree.
     rows: list[str | None] = []
     todo: dict[str, tuple[Path, dict]] = {}

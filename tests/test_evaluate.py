@@ -312,6 +312,11 @@ def test_embed_files_matches_encode_images_and_caches(facenet, photos, tmp_path,
     np.testing.assert_allclose(flipped[:-1, 512:], mirror, atol=1e-5)
     assert len(detections) == len(photos)  # another variant reuses the cached detections
 
+    # the cache keeps every face the detector reports; the confidence floor filters them
+    assert embedding_cache.detect_files(photos, cache_dir=cache, progress=False, min_confidence=1.01) == [[]] * len(photos)
+    assert np.isnan(embed_files(photos, counting, cache_dir=cache, progress=False, min_confidence=1.01)).all()
+    assert len(detections) == len(photos)
+
     os.utime(photos[0], ns=(1, 1))  # a changed file is embedded again
     embed_files(photos, counting, cache_dir=cache, progress=False)
     assert len(detections) == len(photos) + 1
