@@ -452,11 +452,10 @@ def _save_lfw(res: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    fig, ax = plt.subplots(figsize=(6, 4.8))
     plot_roc(res["fpr"], res["tpr"], ax=ax,
-             label=f"{_options(argparse.Namespace(**res))}\naccuracy {res['accuracy_mean']:.4f}, "
-                   f"AUC {res['auc']:.4f}")
-    ax.set_title(f"LFW, {res['pairs']} pairs")
+             label=f"accuracy {res['accuracy_mean']:.4f}, AUC {res['auc']:.4f}, EER {res['eer']:.4f}")
+    ax.set_title(f"LFW, {res['pairs']} pairs: {_options(argparse.Namespace(**res))}", fontsize=8, wrap=True)
     fig.tight_layout()
     fig.savefig(out / "roc.png", dpi=120)
     plt.close(fig)
