@@ -37,49 +37,26 @@ damaged file) raises :class:`FaceDatabaseError` naming it and is never written t
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import sqlite3
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-#: Version of the tables below; a file with a newer version is refused.
-SCHEMA_VERSION = 1
-#: SQLite's ``PRAGMA application_id`` of a face database ("FDOR").
-APPLICATION_ID = int.from_bytes(b"FDOR", "big")
-METRICS = ("euclidean", "cosine")
+from fr_utils.face_store import FaceDatabaseError, connect, sqlite_error, utc_now
+from fr_utils.matching import METRICS, check_metric, check_threshold, default_threshold, distances
+
+__all__ = [
+    "FaceDatabase", "FaceDatabaseError", "ModelMismatchError", "UnknownPersonError", "EmptyDatabaseError",
+    "SkippedImagesWarning", "METRICS", "check_metric", "check_threshold", "check_name",
+    "default_threshold", "distances", "image_files",
+]
+
 #: Image files :meth:`FaceDatabase.enroll` takes from a folder (case-insensitive).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"})
-#: Seconds a writer waits for another process's write to finish.
-BUSY_TIMEOUT_S = 30.0
 MAX_NAME_LENGTH = 200
-
-_SQLITE_HEADER = b"SQLite format 3\x00"
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE people (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    enrolled TEXT NOT NULL
-);
-CREATE TABLE embeddings (
-    id INTEGER PRIMARY KEY,
-    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-    vector BLOB NOT NULL,
-    source TEXT,
-    image_sha256 TEXT,
-    added TEXT NOT NULL
-);
-CREATE INDEX embeddings_by_person ON embeddings(person_id, image_sha256);
-"""
-
-
-class FaceDatabaseError(RuntimeError):
-    """The database file cannot be used: corrupt, foreign, unwritable, busy, or of another model."""
 
 
 class ModelMismatchError(FaceDatabaseError):
@@ -105,85 +82,7 @@ class SkippedImagesWarning(UserWarning):
         self.skipped = skipped
 
 
-# --------------------------------------------------------------------------- metrics
-
-
-def euclidean_to_cosine(threshold: float) -> float:
-    """The cosine-distance threshold equivalent to an L2 one for unit vectors: ``t^2 / 2``."""
-    return threshold * threshold / 2.0
-
-
-def cosine_to_euclidean(threshold: float) -> float:
-    """The L2 threshold equivalent to a cosine-distance one for unit vectors: ``sqrt(2 t)``."""
-    return math.sqrt(2.0 * threshold)
-
-
-def check_metric(metric: str) -> str:
-    """``metric`` if it is ``"euclidean"`` or ``"cosine"``; ValueError naming both otherwise."""
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {', '.join(map(repr, METRICS))}, got {metric!r}")
-    return metric
-
-
-def check_threshold(threshold: float | None) -> float | None:
-    """``None`` (use the model's default) or a number in (0, 2); ValueError otherwise.
-
-    Both metrics lie in [0, 2] for unit vectors: a threshold of 0 or less would
-    match nothing but the very same image, one of 2 or more would match anyone.
-    """
-    if threshold is None:
-        return None
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):
-        raise ValueError(f"threshold must be a number between 0 and 2, got {threshold!r}")
-    value = float(threshold)
-    if not (0.0 < value < 2.0):
-        raise ValueError(
-            f"threshold must be between 0 and 2, exclusive (distances between unit vectors lie "
-            f"in [0, 2]), got {threshold!r}"
-        )
-    return value
-
-
-def default_threshold(metric: str = "euclidean", manifest: dict | None = None) -> float:
-    """The bundled model's verification threshold, from its manifest, in ``metric``.
-
-    Raises:
-        WeightsError: the manifest is missing or has no ``verification`` entry.
-    """
-    from fr_utils.weights import REBUILD_COMMAND, WeightsError, manifest_path, read_manifest
-
-    check_metric(metric)
-    manifest = read_manifest() if manifest is None else manifest
-    entry = manifest.get("verification")
-    try:
-        value = float(entry["threshold"])
-        source_metric = check_metric(entry.get("metric", "euclidean"))
-    except (TypeError, KeyError, ValueError) as err:
-        raise WeightsError(
-            f"{manifest_path()} records no verification threshold (key 'verification'); it was "
-            f"written by an older fr_utils. Run {REBUILD_COMMAND} to update it, or pass a threshold."
-        ) from err
-    if source_metric == metric:
-        return value
-    return euclidean_to_cosine(value) if metric == "cosine" else cosine_to_euclidean(value)
-
-
-def distances(matrix: np.ndarray, embedding: np.ndarray, metric: str = "euclidean") -> np.ndarray:
-    """Distances from one embedding (d,) to each row of ``matrix`` (n, d) -> (n,) float64."""
-    m = np.asarray(matrix, dtype=np.float64)
-    e = np.asarray(embedding, dtype=np.float64).reshape(-1)
-    if check_metric(metric) == "euclidean":
-        sq = np.einsum("ij,ij->i", m, m) + e @ e - 2.0 * (m @ e)
-        return np.sqrt(np.maximum(sq, 0.0))
-    norms = np.linalg.norm(m, axis=1) * np.linalg.norm(e)
-    return 1.0 - (m @ e) / np.maximum(norms, 1e-12)
-
-
 # --------------------------------------------------------------------------- the database
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def check_name(name: str) -> str:
@@ -295,7 +194,7 @@ class FaceDatabase:
         self._checked = False
         self._cache = None
         self._conn: sqlite3.Connection | None = None
-        self._conn = self._connect(create)
+        self._conn = connect(self.path, create)
 
     # ----------------------------------------------------------------- settings
 
@@ -338,112 +237,6 @@ class FaceDatabase:
         """The file's name for messages (``<in-memory database>`` without a file)."""
         return "<in-memory database>" if self.path is None else str(self.path)
 
-    # ----------------------------------------------------------------- opening
-
-    def _connect(self, create: bool) -> sqlite3.Connection:
-        if self.path is None:
-            conn = sqlite3.connect(":memory:", isolation_level=None)
-            self._initialise(conn)
-            return conn
-        path = self.path
-        if path.is_dir():
-            raise FaceDatabaseError(f"{path}: is a directory, not a database file")
-        exists = path.exists()
-        if not exists and not create:
-            raise FaceDatabaseError(f"{path}: no such database file")
-        if exists:
-            self._check_header(path)
-        else:
-            self._check_creatable(path)
-        try:
-            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        except sqlite3.Error as err:
-            raise FaceDatabaseError(f"{path}: cannot open the database ({err})") from err
-        try:
-            conn.execute("PRAGMA foreign_keys = ON")
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            if not tables and app_id == 0:
-                self._initialise(conn)
-            else:
-                self._check_ours(conn, tables, app_id)
-        except sqlite3.Error as err:
-            conn.close()
-            raise self._error(err, "open") from err
-        except FaceDatabaseError:
-            conn.close()
-            raise
-        return conn
-
-    def _check_header(self, path: Path) -> None:
-        try:
-            with open(path, "rb") as f:
-                head = f.read(len(_SQLITE_HEADER))
-        except OSError as err:
-            raise FaceDatabaseError(f"{path}: cannot read the database file ({err})") from err
-        if head and head != _SQLITE_HEADER:
-            raise FaceDatabaseError(
-                f"{path}: not a face database (not an SQLite file); it was left untouched. "
-                "Choose another file with --db / FaceDatabase(path)."
-            )
-
-    @staticmethod
-    def _check_creatable(path: Path) -> None:
-        parent = path.parent if str(path.parent) else Path(".")
-        for ancestor in (parent, *parent.parents):
-            if ancestor.exists():
-                if not ancestor.is_dir():
-                    raise FaceDatabaseError(f"cannot create {path}: {ancestor} is a file, not a folder")
-                break
-        if not parent.is_dir():
-            raise FaceDatabaseError(f"cannot create {path}: the folder {parent} does not exist")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise FaceDatabaseError(f"cannot create {path}: no permission to write in {parent}")
-
-    def _initialise(self, conn: sqlite3.Connection) -> None:
-        """Create the tables in an empty database (unless another process just did)."""
-        if self.path is not None:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise FaceDatabaseError(f"{self.path}: cannot switch the database to WAL mode (got {mode})")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if tables:  # created meanwhile by another process: check it instead
-                conn.execute("ROLLBACK")
-                app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-                self._check_ours(conn, tables, app_id)
-                return
-            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [("application", "facedoor face database"), ("schema_version", str(SCHEMA_VERSION)),
-                 ("created", _now())],
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
-    def _check_ours(self, conn: sqlite3.Connection, tables: set[str], app_id: int) -> None:
-        if app_id != APPLICATION_ID or not {"meta", "people", "embeddings"} <= tables:
-            raise FaceDatabaseError(
-                f"{self.path}: an SQLite database of another application (tables: "
-                f"{', '.join(sorted(tables)) or 'none'}), not a face database; it was left untouched"
-            )
-        meta = dict(conn.execute("SELECT key, value FROM meta"))
-        version = int(meta.get("schema_version", "0"))
-        if version > SCHEMA_VERSION:
-            raise FaceDatabaseError(
-                f"{self.path}: made by a newer fr_utils (schema {version}, this one reads {SCHEMA_VERSION}); "
-                "upgrade fr_utils"
-            )
-
     # ----------------------------------------------------------------- plumbing
 
     def _db(self) -> sqlite3.Connection:
@@ -451,28 +244,11 @@ class FaceDatabase:
             raise FaceDatabaseError(f"{self.name}: the database is closed")
         return self._conn
 
-    def _error(self, err: sqlite3.Error, doing: str) -> FaceDatabaseError:
-        text = str(err)
-        low = text.lower()
-        if "not a database" in low or "malformed" in low or "corrupt" in low:
-            why = "the file is damaged (corrupt or truncated); it was left untouched"
-        elif "readonly" in low or "read-only" in low:
-            why = "the file or its folder is read-only"
-        elif "locked" in low or "busy" in low:
-            why = f"another process kept the database locked for more than {BUSY_TIMEOUT_S:.0f} s"
-        elif "unable to open" in low:
-            why = "cannot open the file (check the folder exists and is writable)"
-        elif "full" in low:
-            why = "the disk is full"
-        else:
-            why = "database error"
-        return FaceDatabaseError(f"{self.name}: cannot {doing}: {why} ({text})")
-
     def _query(self, sql: str, params: Sequence = (), doing: str = "read the database") -> list:
         try:
             return self._db().execute(sql, params).fetchall()
         except sqlite3.Error as err:
-            raise self._error(err, doing) from err
+            raise sqlite_error(self.name, err, doing) from err
 
     def _meta(self) -> dict[str, str]:
         return dict(self._query("SELECT key, value FROM meta"))
@@ -490,7 +266,7 @@ class FaceDatabase:
                     conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as err:
-            raise self._error(err, doing) from err
+            raise sqlite_error(self.name, err, doing) from err
         finally:
             self._cache = None
 
@@ -633,7 +409,7 @@ class FaceDatabase:
             raise ValueError(f"{len(e)} embeddings but {len(sources)} sources and {len(digests)} digests")
 
         def insert(conn: sqlite3.Connection) -> None:
-            now = _now()
+            now = utc_now()
             conn.execute("INSERT OR IGNORE INTO people (name, enrolled) VALUES (?, ?)", (name, now))
             pid = conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()[0]
             conn.executemany(
