@@ -297,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     db_path = args.db or os.environ.get(ENV_DB) or DEFAULT_DB
     out: dict = {"command": args.command}
     try:
+        missing = [i for i in getattr(args, "images", []) + [getattr(args, "root", None)] if i and not Path(i).exists()]
+        if args.command in CREATES and missing:  # before the database file is created
+            raise _InputError(f"{missing[0]}: no such file or folder")
         if args.command not in CREATES and not Path(db_path).exists():
             raise _InputError(f"no database at {db_path} (enrol someone first with '{PROG} enroll NAME PHOTO', "
                               f"or pass --db PATH / set {ENV_DB})")

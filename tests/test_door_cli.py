@@ -144,6 +144,9 @@ def test_bad_input_exit_2(db, tmp_path, capsys):
         if "invalid choice" not in message and "threshold" not in message:
             assert err.startswith("facedoor: error: "), err
     assert not (tmp_path / "absent.db").exists()
+    code, _, err = run(capsys, "--db", tmp_path / "new.db", "enroll", "Ann", tmp_path / "typo.jpg")
+    assert code == EXIT_INPUT and "typo.jpg: no such file" in err
+    assert not (tmp_path / "new.db").exists()  # a typo creates no database
     code, out, _ = run(capsys, "--db", db, "list")
     assert "3 people, 3 photos" in out  # nothing lost
 
