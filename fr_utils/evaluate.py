@@ -405,20 +405,19 @@ def _run_lfw(args) -> dict:
     lfw_dir = _dataset_path(args.lfw_dir, "lfw-deepfunneled", what="LFW", flag="--lfw-dir")
     pairs_file = _dataset_path(args.pairs, "lfw-protocol", "pairs.txt", what="the pairs file", flag="--pairs")
     pairs = [p for p in read_pairs(pairs_file, lfw_dir) if p.fold < args.folds]
-    same = np.array([p.same for p in pairs])
+    same, folds = np.array([p.same for p in pairs]), np.array([p.fold for p in pairs])
     a, b, faceless = _embed_pairs(pairs, args)
-    res = cross_validate(a, b, same, np.array([p.fold for p in pairs]), metric=args.metric,
-                         subtract_mean=args.subtract_mean, far_target=args.far)
+    options = dict(metric=args.metric, subtract_mean=args.subtract_mean, far_target=args.far)
+    res = cross_validate(a, b, same, folds, **options)
     no_face = np.isnan(res["distances"])
     if no_face.any():  # for comparison with protocols that drop such pairs (Sandberg's does)
-        kept = cross_validate(a[~no_face], b[~no_face], same[~no_face], np.array([p.fold for p in pairs])[~no_face],
-                              metric=args.metric, subtract_mean=args.subtract_mean, far_target=args.far)
+        kept = cross_validate(a[~no_face], b[~no_face], same[~no_face], folds[~no_face], **options)
         res.update(accuracy_with_faces_mean=kept["accuracy_mean"], accuracy_with_faces_std=kept["accuracy_std"])
     res.update(
         pairs_file=str(pairs_file), lfw_dir=str(lfw_dir), pairs=len(pairs), folds_used=args.folds,
         face=args.face, min_confidence=args.min_confidence, alignment=args.alignment, flip=args.flip,
-        subtract_mean=args.subtract_mean,
-        metric=args.metric, far_target=args.far, images=len(set([p.path_a for p in pairs] + [p.path_b for p in pairs])),
+        subtract_mean=args.subtract_mean, metric=args.metric, far_target=args.far,
+        images=len(set([p.path_a for p in pairs] + [p.path_b for p in pairs])),
         images_without_face=[str(f) for f in faceless], pairs_without_face=int(no_face.sum()),
         pairs_without_face_same=int((no_face & same).sum()), seconds=time.perf_counter() - start,
     )
