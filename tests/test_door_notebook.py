@@ -108,6 +108,17 @@ def test_threshold_comes_from_the_manifest_not_a_literal(source):
     assert "THRESHOLD = 1.1" not in text and "threshold=1.1" not in text
 
 
+def test_without_a_measured_threshold_the_notebook_takes_the_middle_of_the_cast_gap(source):
+    cell = next(c for c in source.cells if 'THRESHOLD = verification.get("threshold")' in c.source)
+    names = np.array(["a", "a", "b"])
+    dist = np.array([[0.0, 0.7, 1.3], [0.7, 0.0, 1.5], [1.3, 1.5, 0.0]])
+    namespace = {"np": np, "read_manifest": dict, "cast_names": names, "dist": dist}
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        exec(cell.source, namespace)
+    assert namespace["THRESHOLD"] == pytest.approx(1.0)  # (0.7 + 1.3) / 2
+    assert "make weights" in printed.getvalue()
+
+
 # -- the checks' own pieces -------------------------------------------------------------
 
 

@@ -21,6 +21,9 @@ returned and, when the result matches a usual mistake, which one.  Checks that
 need a database of known distances build it around the photo's real encoding:
 a vector at L2 distance ``d`` from a unit vector ``e`` is ``cos(t) e + sin(t) u``
 with ``u`` a unit vector orthogonal to ``e`` and ``d**2 = 2 - 2 cos(t)``.
+
+The ``*_runs`` functions only check that your function can be called; the
+notebook uses them in front of the hidden tests.
 """
 
 from __future__ import annotations
