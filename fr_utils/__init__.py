@@ -10,6 +10,9 @@ loads on first use)::
     fixed_image_standardization(x)  the model's input standardisation, (x - 127.5) / 128
     prewhiten(x)                    per-image standardisation (for the preprocessing lesson)
     inception_resnet_v1()           the architecture, untrained
+    openface_nn4_small2()           OpenFace's nn4.small2 architecture, for comparison (no weights)
+    FaceDatabase(path)              the door: enrol, verify, identify; SQLite file or in memory
+    default_threshold(metric)       the model's verification threshold, chosen on LFW View 1
 """
 
 from __future__ import annotations
@@ -34,6 +37,13 @@ _EXPORTS = {
     "load_image": "fr_utils.images",
     "prewhiten": "fr_utils.images",
     "inception_resnet_v1": "fr_utils.models",
+    "openface_nn4_small2": "fr_utils.models",
+    "FaceDatabase": "fr_utils.database",
+    "FaceDatabaseError": "fr_utils.database",
+    "ModelMismatchError": "fr_utils.database",
+    "UnknownPersonError": "fr_utils.database",
+    "EmptyDatabaseError": "fr_utils.database",
+    "default_threshold": "fr_utils.matching",
     "WeightsError": "fr_utils.weights",
     "load_facenet": "fr_utils.weights",
 }
