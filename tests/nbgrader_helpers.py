@@ -142,6 +142,24 @@ def html_text(path: Path) -> str:
     return html.unescape(re.sub(r"(?s)<[^>]+>", "", raw))
 
 
+def misplaced_test_cells(nb: NotebookNode) -> list[str]:
+    """Grade ids of test cells that do not directly follow a solution or test cell.
+
+    nbgrader 0.9.6 re-inserts a deleted test cell after the nbgrader cell that
+    preceded it, and fails (KeyError) if that one is neither a solution nor a grade
+    cell, so no other kind of nbgrader cell (a locked read-only cell) may come first.
+    """
+    misplaced, previous = [], None
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if not meta:
+            continue
+        if meta.get("grade") and not (previous and (previous.get("grade") or previous.get("solution"))):
+            misplaced.append(meta["grade_id"])
+        previous = meta
+    return misplaced
+
+
 def error_outputs(cell: NotebookNode) -> list[NotebookNode]:
     return [out for out in cell.get("outputs", []) if out.get("output_type") == "error"]
 

@@ -15,6 +15,7 @@ from nbgrader_helpers import (
     all_sources,
     grade_cells,
     marked_lines,
+    misplaced_test_cells,
     nbgrader_meta,
     read_notebook,
 )
@@ -77,17 +78,8 @@ def test_nbgrader_metadata(notebook):
 
 
 def test_every_test_cell_follows_a_solution_or_test_cell(notebook):
-    """nbgrader 0.9.6 re-inserts a deleted test cell after the nbgrader cell that
-    preceded it, and fails (KeyError) if that one is neither a solution nor a grade cell."""
     _, nb = notebook
-    previous = None
-    for cell in nb.cells:
-        meta = nbgrader_meta(cell)
-        if not meta:
-            continue
-        if meta.get("grade"):
-            assert previous is not None and (previous.get("grade") or previous.get("solution")), meta["grade_id"]
-        previous = meta
+    assert misplaced_test_cells(nb) == []
 
 
 def test_every_exercise_has_public_and_hidden_tests(notebook):

@@ -16,6 +16,7 @@ from nbgrader_helpers import (
     SOLUTION_END,
     grade_cells,
     marked_lines,
+    misplaced_test_cells,
     nbgrader_meta,
     read_notebook,
 )
@@ -74,17 +75,7 @@ def test_nbgrader_metadata(source):
 
 
 def test_every_test_cell_follows_a_solution_or_test_cell(source):
-    """nbgrader 0.9.6 re-inserts a deleted test cell after the nbgrader cell that
-    preceded it, and fails (KeyError) if that one is neither a solution nor a grade
-    cell.  So no other kind of nbgrader cell (locked read-only cells) may come first."""
-    previous = None
-    for cell in source.cells:
-        meta = nbgrader_meta(cell)
-        if not meta:
-            continue
-        if meta.get("grade"):
-            assert previous is not None and (previous.get("grade") or previous.get("solution")), meta["grade_id"]
-        previous = meta
+    assert misplaced_test_cells(source) == []
 
 
 def test_hidden_tests_are_not_in_the_public_checks(source):
@@ -117,3 +108,17 @@ def test_feedback_preprocessor_keeps_public_tracebacks():
     cell, _ = HideHiddenTests().preprocess_cell(_cell("check(f)", list(traceback)), {}, 0)
     assert cell.source == "check(f)"
     assert cell.outputs[0].traceback == traceback
+
+
+def test_misplaced_test_cells_finds_a_test_cell_after_a_read_only_cell():
+    def cell(grade_id, **flags):
+        c = nbformat.v4.new_code_cell("pass")
+        c.metadata["nbgrader"] = {"grade_id": grade_id, "grade": False, "solution": False, "locked": False, **flags}
+        return c
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [cell("sol", solution=True), cell("t1", grade=True, points=1),
+                cell("intro", locked=True), cell("t2", grade=True, points=1)]
+    assert misplaced_test_cells(nb) == ["t2"]
+    nb.cells = nb.cells[1:2]
+    assert misplaced_test_cells(nb) == ["t1"]
