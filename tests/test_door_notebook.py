@@ -32,6 +32,7 @@ from nbgrader_helpers import (
     cell_by_id,
     grade_cells,
     marked_lines,
+    misplaced_test_cells,
     nbgrader_meta,
     read_notebook,
 )
@@ -83,16 +84,7 @@ def test_nbgrader_metadata(source):
 
 
 def test_every_test_cell_follows_a_solution_or_test_cell(source):
-    """nbgrader 0.9.6 puts a deleted test cell back after the nbgrader cell before it,
-    and fails if that one is neither a solution nor a grade cell."""
-    previous = None
-    for cell in source.cells:
-        meta = nbgrader_meta(cell)
-        if not meta:
-            continue
-        if meta.get("grade"):
-            assert previous is not None and (previous.get("grade") or previous.get("solution")), meta["grade_id"]
-        previous = meta
+    assert misplaced_test_cells(source) == []
 
 
 def test_hidden_tests_are_not_in_the_public_checks(source):
