@@ -72,9 +72,9 @@ def main() -> int:
         failed += error is not None
         peak_text = f"{peak:7.0f} MiB" if peak is not None else "      ? MiB"
         name = path.relative_to(REPO) if path.is_relative_to(REPO) else path
-        print(f"{str(name):60s} {seconds:7.1f} s  kernel peak {peak_text}  "
+        print(f"{str(name):68s} {seconds:7.1f} s  kernel peak {peak_text}  "
               f"{'ok' if error is None else 'FAILED: ' + error}", flush=True)
-    print(f"{'total (' + str(len(paths)) + ' notebooks)':60s} {total:7.1f} s")
+    print(f"{'total (' + str(len(paths)) + ' notebooks)':68s} {total:7.1f} s")
     return 1 if failed else 0
 
 
