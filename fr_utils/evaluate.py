@@ -334,7 +334,8 @@ def cross_validate(
         emb_a, emb_b: (n, d) embeddings of each pair's two images (NaN rows: no face).
         same: (n,) booleans. folds: (n,) fold number of each pair.
     Returns:
-        dict with per-fold lists ``accuracy``, ``threshold``, ``val``, ``far``;
+        dict with per-fold lists ``accuracy``, ``threshold``, ``val``, ``far``
+        (NaN where the test fold lacks same- or different-person pairs);
         their means and standard deviations; ``distances`` (n,) as tested;
         ``fpr``, ``tpr`` of the pooled test distances; ``auc``; ``eer``.
     """
@@ -353,14 +354,15 @@ def cross_validate(
         res["threshold"].append(t)
         res["accuracy"].append(accuracy_at(d[test], same[test], t))
         t_far = threshold_at_far(d[train], same[train], far_target)
-        val, far = val_far(d[test], same[test], t_far)
+        both = same[test].any() and not same[test].all()
+        val, far = val_far(d[test], same[test], t_far) if both else (np.nan, np.nan)
         res["far_threshold"].append(t_far)
         res["val"].append(val)
         res["far"].append(far)
         tested[test] = d[test]
-    for key in ("accuracy", "val", "far", "threshold"):
-        res[f"{key}_mean"] = float(np.mean(res[key]))
-        res[f"{key}_std"] = float(np.std(res[key]))
+    for key in ("accuracy", "val", "far", "threshold"):  # VAL, FAR: NaN for a fold lacking a kind of pair
+        res[f"{key}_mean"] = float(np.nanmean(res[key])) if not np.isnan(res[key]).all() else np.nan
+        res[f"{key}_std"] = float(np.nanstd(res[key])) if not np.isnan(res[key]).all() else np.nan
     fpr, tpr, _ = roc_curve(tested, same)
     res.update(distances=tested, fpr=fpr, tpr=tpr, auc=auc(fpr, tpr), eer=eer(tested, same),
                folds=int(len(np.unique(folds))))

@@ -158,6 +158,9 @@ def test_cross_validation_tests_each_fold_with_a_threshold_from_the_others():
     # a single fold is split into 10 parts, each with the same share of same-person pairs
     one = cross_validate(a, b, same, np.zeros(n, int))
     assert one["folds"] == 10 and one["accuracy_mean"] == 1.0
+    # few pairs: a part without different-person pairs gets no VAL/FAR, but an accuracy
+    few = cross_validate(a[:15], b[:15], same[:15], np.zeros(15, int))
+    assert few["accuracy_mean"] == 1.0 and np.isnan(few["far"][5]) and not np.isnan(few["val_mean"])
 
 
 def test_mean_subtraction_uses_the_training_folds_mean():
