@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup weights course test fidelity bench
+.PHONY: setup weights course test fidelity lfw bench
 
 setup:  ## create .venv, install pinned dependencies and fr_utils, build the weights
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,5 +28,11 @@ test:  ## run the test suite
 fidelity:  ## max |Keras - frozen graph| over real faces
 	$(BIN)/python -m fr_utils.fidelity
 
-bench:  ## encoder throughput: Keras vs the frozen graph
+lfw:  ## LFW accuracy, standard protocol, Sandberg's options (needs FR_DATASETS; about 20 min the first time, seconds once cached)
+	$(BIN)/python -m fr_utils.evaluate lfw --published
+
+bench:  ## speed and memory: encoder vs frozen graph, detection by photo size, whole course, autograding
 	$(BIN)/python benchmarks/encoder_throughput.py
+	$(BIN)/python benchmarks/detection_by_size.py
+	$(BIN)/python benchmarks/notebooks_seconds.py
+	$(BIN)/python benchmarks/autograde_seconds.py --students 10

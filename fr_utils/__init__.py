@@ -13,6 +13,7 @@ loads on first use)::
     openface_nn4_small2()           OpenFace's nn4.small2 architecture, for comparison (no weights)
     FaceDatabase(path)              the door: enrol, verify, identify; SQLite file or in memory
     default_threshold(metric)       the model's verification threshold, chosen on LFW View 1
+    embed_files(paths)              many photos -> (n, 512), cached on disk (NaN rows: no face)
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ _EXPORTS = {
     "UnknownPersonError": "fr_utils.database",
     "EmptyDatabaseError": "fr_utils.database",
     "default_threshold": "fr_utils.matching",
+    "embed_files": "fr_utils.evaluate",
     "WeightsError": "fr_utils.weights",
     "load_facenet": "fr_utils.weights",
 }
