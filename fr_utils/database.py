@@ -47,6 +47,7 @@ import numpy as np
 
 from fr_utils.face_store import FaceDatabaseError, connect, sqlite_error, utc_now
 from fr_utils.matching import METRICS, check_metric, check_threshold, default_threshold, distances
+from fr_utils.weights import is_pretrained, model_identity
 
 __all__ = [
     "FaceDatabase", "FaceDatabaseError", "ModelMismatchError", "UnknownPersonError", "EmptyDatabaseError",
@@ -273,7 +274,7 @@ class FaceDatabase:
     # ----------------------------------------------------------------- the model
 
     def _uses_bundled_model(self) -> bool:
-        return self._model is None or _is_bundled(self._model)
+        return self._model is None or is_pretrained(self._model)
 
     def model_identity(self) -> dict:
         """``{'model_name', 'weights_sha256', 'embedding_size'}`` of the encoder in use.
@@ -282,7 +283,7 @@ class FaceDatabase:
         loaded); for another model, its name and the sha256 of its weight values.
         """
         if self._identity is None:
-            self._identity = _identity_of(self._model)
+            self._identity = model_identity(self._model)
         return self._identity
 
     def _check_model(self) -> dict:
@@ -709,39 +710,6 @@ class FaceDatabase:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _identity_of(model) -> dict:
-    """Name, weights sha256 and embedding size of an encoder (see ``model_identity``)."""
-    if model is None or _is_bundled(model):
-        from fr_utils.weights import read_manifest
-
-        manifest = read_manifest()
-        return {
-            "model_name": str(manifest["name"]),
-            "weights_sha256": str(manifest["weights_sha256"]),
-            "embedding_size": int(manifest["embedding_size"]),
-        }
-    digest = hashlib.sha256()
-    for w in model.weights:
-        digest.update(np.ascontiguousarray(np.asarray(w), dtype="<f4").tobytes())
-    return {
-        "model_name": str(model.name),
-        "weights_sha256": digest.hexdigest(),
-        "embedding_size": int(model.output_shape[-1]),
-    }
-
-
-def _is_bundled(model) -> bool:
-    """True for the model ``fr_utils.load_facenet()`` returns (checked without loading
-    it unless ``model`` is a read-only model, which only ``load_facenet`` makes)."""
-    from fr_utils import encoding
-
-    if model not in encoding._READ_ONLY:
-        return False
-    from fr_utils.weights import load_facenet
-
-    return model is load_facenet()
 
 
 def _source_name(image) -> str | None:

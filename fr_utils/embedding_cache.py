@@ -36,6 +36,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from fr_utils.images import FaceImageError, as_rgb_array, fixed_image_standardization
+from fr_utils.weights import model_identity
 
 #: Alignment variants :func:`embed_files` knows.
 ALIGNMENTS = ("box", "similarity")
@@ -170,23 +171,6 @@ class _EmbeddingStore(_ChunkStore):
 
 
 # --------------------------------------------------------------------------- the model's identity
-
-
-def model_fingerprint(model) -> str:
-    """A name for ``model``'s weights: the manifest's sha256 for the pretrained encoder
-    (a read-only model from ``load_facenet``), else a sha256 of its weight arrays."""
-    from fr_utils.encoding import _READ_ONLY
-
-    if model in _READ_ONLY:
-        from fr_utils.weights import read_manifest
-
-        return str(read_manifest()["weights_sha256"])
-    digest = hashlib.sha256(repr(tuple(model.input_shape)).encode())
-    for w in model.get_weights():
-        w = np.ascontiguousarray(w)
-        digest.update(f"{w.dtype}{w.shape}".encode())
-        digest.update(w.tobytes())
-    return digest.hexdigest()
 
 
 def detector_name() -> str:
@@ -355,7 +339,7 @@ def embed_files(
             choose_face(faces, as_rgb_array(path).shape, face)
         rows.append(f"{key}|{','.join(str(int(v)) for v in chosen['box'])}")
         todo[rows[-1]] = (path, chosen)
-    name = f"{model_fingerprint(model)[:16]}-{alignment}-{'flip' if flip else 'noflip'}"
+    name = f"{model_identity(model)['weights_sha256'][:16]}-{alignment}-{'flip' if flip else 'noflip'}"
     embeddings = _EmbeddingStore(root / name, dim)
     todo = {k: v for k, v in todo.items() if k not in embeddings.entries}
     if todo:

@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import weakref
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -397,6 +398,41 @@ def verify(directory: Path | None = None) -> dict:
     return manifest
 
 
+#: The manifest of each model ``load_facenet`` returned (weakly held).
+_LOADED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def model_identity(model=None) -> dict:
+    """``{'model_name', 'weights_sha256', 'embedding_size'}`` of an encoder.
+
+    For ``None`` (the bundled encoder, without loading TensorFlow) and for a
+    model ``load_facenet`` returned, these come from its manifest; for any other
+    model, its name, a sha256 of its weight values (little-endian float32, in
+    order) and its output size. Databases and caches of embeddings use it to
+    refuse or separate the embeddings of different models.
+    """
+    manifest = read_manifest() if model is None else _LOADED.get(model)
+    if manifest is not None:
+        return {
+            "model_name": str(manifest["name"]),
+            "weights_sha256": str(manifest["weights_sha256"]),
+            "embedding_size": int(manifest["embedding_size"]),
+        }
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        digest.update(np.ascontiguousarray(w, dtype="<f4").tobytes())
+    return {
+        "model_name": str(getattr(model, "name", type(model).__name__)),
+        "weights_sha256": digest.hexdigest(),
+        "embedding_size": int(model.output_shape[-1]),
+    }
+
+
+def is_pretrained(model) -> bool:
+    """True for a model ``load_facenet`` returned."""
+    return model in _LOADED
+
+
 @functools.lru_cache(maxsize=None)
 def _load(path_key: str):
     from fr_utils.encoding import register_read_only
@@ -414,6 +450,7 @@ def _load(path_key: str):
             f"{weights_path(directory)} could not be loaded ({err}). Rebuild it with {REBUILD_COMMAND}."
         ) from err
     register_read_only(model)
+    _LOADED[model] = manifest
     return model
 
 

@@ -186,3 +186,27 @@ def test_build_refreshes_a_manifest_whose_model_card_is_stale(weights_copy, caps
     rebuilt = json.loads(mpath.read_text())
     assert rebuilt["verification"] == W.MODEL_CARD["verification"]
     assert rebuilt["weights_sha256"] == manifest["weights_sha256"]  # the conversion is reproducible
+
+
+def test_model_identity_of_the_pretrained_encoder_comes_from_its_manifest(facenet):
+    manifest = W.verify()
+    expected = {"model_name": manifest["name"], "weights_sha256": manifest["weights_sha256"], "embedding_size": 512}
+    assert W.model_identity(None) == expected
+    assert W.model_identity(facenet) == expected
+    assert W.is_pretrained(facenet)
+
+
+def test_model_identity_of_another_model_hashes_its_weights():
+    import keras
+
+    def small(seed):
+        keras.utils.set_random_seed(seed)
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="d")], name="small")
+
+    a, b, a_again = small(0), small(1), small(0)
+    assert not W.is_pretrained(a)
+    ida = W.model_identity(a)
+    assert ida["model_name"] == "small" and ida["embedding_size"] == 3
+    assert ida == W.model_identity(a_again)
+    assert ida["weights_sha256"] != W.model_identity(b)["weights_sha256"]
+    assert ida["weights_sha256"] != W.verify()["weights_sha256"]
