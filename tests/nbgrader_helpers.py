@@ -142,6 +142,40 @@ def html_text(path: Path) -> str:
     return html.unescape(re.sub(r"(?s)<[^>]+>", "", raw))
 
 
+def metadata_problems(nb: NotebookNode) -> list[str]:
+    """What breaks the rules every assignment follows, one line each (empty: none).
+
+    Grade ids are unique and cells use nbgrader's schema 3; a solution cell has
+    its BEGIN/END SOLUTION markers and is not graded itself (the test cells after
+    it are); a test cell is a locked code cell; hidden tests sit in test cells.
+    """
+    problems = []
+    metas = [nbgrader_meta(cell) for cell in nb.cells if nbgrader_meta(cell)]
+    ids = [meta["grade_id"] for meta in metas]
+    problems += [f"grade id {i!r} is used twice" for i in sorted({i for i in ids if ids.count(i) > 1})]
+    problems += [f"{m['grade_id']}: schema_version {m.get('schema_version')}, not 3"
+                 for m in metas if m.get("schema_version") != 3]
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        where = meta.get("grade_id", "a cell without nbgrader metadata")
+        if meta.get("solution"):
+            if SOLUTION_BEGIN not in cell.source or SOLUTION_END not in cell.source:
+                problems.append(f"{where}: solution cell without its SOLUTION markers")
+            if meta.get("grade"):
+                problems.append(f"{where}: a solution cell must not be graded itself")
+        if meta.get("grade") and not (meta.get("locked") and cell.cell_type == "code"):
+            problems.append(f"{where}: a test cell must be a locked code cell")
+        if HIDDEN_BEGIN in cell.source and not meta.get("grade"):
+            problems.append(f"{where}: hidden tests belong in test cells")
+    return problems
+
+
+def leaked_hidden_tests(nb: NotebookNode) -> list[str]:
+    """Lines of the notebook's hidden tests that also appear in fr_utils/checks/ (students read those)."""
+    public = "\n".join(path.read_text() for path in (REPO / "fr_utils" / "checks").glob("*.py"))
+    return [line for line in marked_lines(nb, HIDDEN_BEGIN, HIDDEN_END) if line in public]
+
+
 def misplaced_test_cells(nb: NotebookNode) -> list[str]:
     """Grade ids of test cells that do not directly follow a solution or test cell.
 

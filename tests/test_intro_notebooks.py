@@ -10,11 +10,11 @@ from nbgrader_helpers import (
     HIDDEN_BEGIN,
     HIDDEN_END,
     REPO,
-    SOLUTION_BEGIN,
-    SOLUTION_END,
     all_sources,
     grade_cells,
     marked_lines,
+    leaked_hidden_tests,
+    metadata_problems,
     misplaced_test_cells,
     nbgrader_meta,
     read_notebook,
@@ -57,23 +57,14 @@ def test_source_notebook_is_valid_and_clean(notebook):
 
 def test_nbgrader_metadata(notebook):
     name, nb = notebook
-    metas = [nbgrader_meta(cell) for cell in nb.cells if nbgrader_meta(cell)]
-    ids = [meta["grade_id"] for meta in metas]
-    assert len(ids) == len(set(ids))
-    assert all(meta["schema_version"] == 3 for meta in metas)
+    assert metadata_problems(nb) == []
     assert grade_cells(nb) == POINTS[name]
-    assert [meta["grade_id"] for meta in metas if meta.get("solution")] == SOLUTIONS[name]
+    assert [nbgrader_meta(c)["grade_id"] for c in nb.cells if nbgrader_meta(c).get("solution")] == SOLUTIONS[name]
     for cell in nb.cells:
-        meta = nbgrader_meta(cell)
-        if meta.get("solution"):
-            assert SOLUTION_BEGIN in cell.source and SOLUTION_END in cell.source
-            assert not meta["grade"], "solutions are graded by the test cells after them"
-        if meta.get("grade"):
-            assert meta["locked"] and cell.cell_type == "code"
+        if nbgrader_meta(cell).get("grade"):
             assert cell.metadata.get("deletable") is False and cell.metadata.get("editable") is False
             assert "passed" in cell.source or "runs" in cell.source, "every test cell says when it passed"
         if HIDDEN_BEGIN in cell.source:
-            assert meta.get("grade"), "hidden tests belong in grade cells"
             assert cell.source.count(HIDDEN_BEGIN) == cell.source.count(HIDDEN_END) == 1
 
 
@@ -94,8 +85,7 @@ def test_hidden_tests_are_not_in_the_public_checks(notebook):
     _, nb = notebook
     hidden = marked_lines(nb, HIDDEN_BEGIN, HIDDEN_END)
     assert len(hidden) > 10
-    public = "\n".join(path.read_text() for path in (REPO / "fr_utils" / "checks").glob("*.py"))
-    assert [line for line in hidden if line in public] == []
+    assert leaked_hidden_tests(nb) == []
 
 
 def test_notebooks_are_honest_about_the_models():

@@ -12,12 +12,11 @@ from nbgrader_helpers import (
     HIDDEN_BEGIN,
     HIDDEN_END,
     REPO,
-    SOLUTION_BEGIN,
-    SOLUTION_END,
     grade_cells,
     marked_lines,
+    leaked_hidden_tests,
+    metadata_problems,
     misplaced_test_cells,
-    nbgrader_meta,
     read_notebook,
 )
 
@@ -55,23 +54,12 @@ def test_source_notebook_is_valid_and_clean(source):
 
 
 def test_nbgrader_metadata(source):
-    metas = [nbgrader_meta(cell) for cell in source.cells if nbgrader_meta(cell)]
-    ids = [meta["grade_id"] for meta in metas]
-    assert len(ids) == len(set(ids))
-    assert all(meta["schema_version"] == 3 for meta in metas)
+    assert metadata_problems(source) == []
     assert grade_cells(source) == {
         "triplet_loss_single": 2, "triplet_loss_batch": 2, "triplet_loss_seeded": 1,
         "triplet_loss_hidden": 3, "semi_hard_public": 2, "semi_hard_hidden": 2,
     }
-    for cell in source.cells:
-        meta = nbgrader_meta(cell)
-        if meta.get("solution"):
-            assert SOLUTION_BEGIN in cell.source and SOLUTION_END in cell.source
-            assert not meta["grade"], "solutions are graded by the test cells after them"
-        if meta.get("grade"):
-            assert meta["locked"] and cell.cell_type == "code"
-        if HIDDEN_BEGIN in cell.source:
-            assert meta.get("grade"), "hidden tests belong in grade cells"
+
 
 
 def test_every_test_cell_follows_a_solution_or_test_cell(source):
@@ -81,8 +69,7 @@ def test_every_test_cell_follows_a_solution_or_test_cell(source):
 def test_hidden_tests_are_not_in_the_public_checks(source):
     hidden = marked_lines(source, HIDDEN_BEGIN, HIDDEN_END)
     assert len(hidden) > 10
-    public = "\n".join(path.read_text() for path in (REPO / "fr_utils" / "checks").glob("*.py"))
-    assert [line for line in hidden if line in public] == []
+    assert leaked_hidden_tests(source) == []
 
 
 def _cell(source: str, traceback: list[str]):
@@ -122,3 +109,22 @@ def test_misplaced_test_cells_finds_a_test_cell_after_a_read_only_cell():
     assert misplaced_test_cells(nb) == ["t2"]
     nb.cells = nb.cells[1:2]
     assert misplaced_test_cells(nb) == ["t1"]
+
+
+def test_metadata_problems_names_each_broken_rule():
+    def cell(source, grade_id, **flags):
+        c = nbformat.v4.new_code_cell(source)
+        c.metadata["nbgrader"] = {"grade_id": grade_id, "grade": False, "solution": False, "locked": False,
+                                  "schema_version": 3, **flags}
+        return c
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [cell("x = 1", "sol", solution=True), cell("assert x", "t", grade=True, points=1),
+                cell(f"{HIDDEN_BEGIN}\nassert x\n{HIDDEN_END}", "t", schema_version=2)]
+    assert metadata_problems(nb) == [
+        "grade id 't' is used twice",
+        "t: schema_version 2, not 3",
+        "sol: solution cell without its SOLUTION markers",
+        "t: a test cell must be a locked code cell",
+        "t: hidden tests belong in test cells",
+    ]
