@@ -142,6 +142,23 @@ def html_text(path: Path) -> str:
     return html.unescape(re.sub(r"(?s)<[^>]+>", "", raw))
 
 
+def secret_lines(nb: NotebookNode) -> list[str]:
+    """Lines of the solutions and hidden tests, less those the notebook's own text gives away."""
+    return [
+        line
+        for begin, end in ((SOLUTION_BEGIN, SOLUTION_END), (HIDDEN_BEGIN, HIDDEN_END))
+        for line in marked_lines(nb, begin, end)
+        if line not in unmarked_text(nb, begin, end)
+    ]
+
+
+def solution_code(source: str) -> str:
+    """A solution cell's source without its BEGIN/END SOLUTION marker lines: what a learner would type."""
+    return "\n".join(
+        line for line in source.splitlines() if SOLUTION_BEGIN not in line and SOLUTION_END not in line
+    )
+
+
 def metadata_problems(nb: NotebookNode) -> list[str]:
     """What breaks the rules every assignment follows, one line each (empty: none).
 

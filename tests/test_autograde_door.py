@@ -33,8 +33,7 @@ from nbgrader_helpers import (
     cell_by_id,
     error_outputs,
     grade_cells,
-    marked_lines,
-    unmarked_text,
+    secret_lines,
     with_sources,
 )
 
@@ -108,12 +107,7 @@ def test_release_has_no_solutions_and_no_hidden_tests(course):
     text = all_sources(release)
     for marker in (SOLUTION_BEGIN, SOLUTION_END, HIDDEN_BEGIN, HIDDEN_END):
         assert marker not in text
-    secret = [
-        line
-        for begin, end in ((SOLUTION_BEGIN, SOLUTION_END), (HIDDEN_BEGIN, HIDDEN_END))
-        for line in marked_lines(source, begin, end)
-        if line not in unmarked_text(source, begin, end)
-    ]
+    secret = secret_lines(source)
     assert len(secret) > 30
     assert [line for line in secret if line in text] == []
     for cell_id in SOLUTIONS.values():

@@ -26,8 +26,8 @@ from nbgrader_helpers import (
     cell_by_id,
     error_outputs,
     grade_cells,
-    marked_lines,
-    unmarked_text,
+    secret_lines,
+    solution_code,
     with_sources,
     without_cells,
 )
@@ -60,16 +60,10 @@ ENC_TESTS = {ENC_SHAPE, ENC_REFERENCE, ENC_HIDDEN}
 DIST_TESTS = {"distance_public", "distance_hidden"}
 
 
-def _strip_markers(source: str) -> str:
-    return "\n".join(
-        line for line in source.splitlines() if SOLUTION_BEGIN not in line and SOLUTION_END not in line
-    )
-
-
 def _verification_submissions(source, release) -> dict[str, tuple]:
     """``{student: (notebook, failing cells)}``."""
-    right_far = _strip_markers(cell_by_id(source, FAR_CELL).source)
-    right_max = _strip_markers(cell_by_id(source, MAX_CELL).source)
+    right_far = solution_code(cell_by_id(source, FAR_CELL).source)
+    right_max = solution_code(cell_by_id(source, MAX_CELL).source)
 
     def filled(far: str, enrolled: str):
         return with_sources(release, {FAR_CELL: far, MAX_CELL: enrolled})
@@ -88,8 +82,8 @@ def _verification_submissions(source, release) -> dict[str, tuple]:
 
 
 def _encoder_submissions(source, release) -> dict[str, tuple]:
-    right_enc = _strip_markers(cell_by_id(source, ENC_CELL).source)
-    right_dist = _strip_markers(cell_by_id(source, DIST_CELL).source)
+    right_enc = solution_code(cell_by_id(source, ENC_CELL).source)
+    right_dist = solution_code(cell_by_id(source, DIST_CELL).source)
 
     def filled(enc: str, dist: str):
         return with_sources(release, {ENC_CELL: enc, DIST_CELL: dist})
@@ -143,12 +137,7 @@ def test_release_has_no_solution_and_no_hidden_test(cycle):
     text = all_sources(release)
     for marker in (SOLUTION_BEGIN, SOLUTION_END, HIDDEN_BEGIN, HIDDEN_END):
         assert marker not in text
-    secret = [
-        line
-        for begin, end in ((SOLUTION_BEGIN, SOLUTION_END), (HIDDEN_BEGIN, HIDDEN_END))
-        for line in marked_lines(source, begin, end)
-        if line not in unmarked_text(source, begin, end)
-    ]
+    secret = secret_lines(source)
     assert len(secret) > 10
     leaked = [line for line in secret if line in text]
     assert not leaked, f"release leaks: {leaked}"

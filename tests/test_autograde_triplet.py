@@ -18,13 +18,14 @@ from nbgrader_helpers import (
     SOLUTION_BEGIN,
     SOLUTION_END,
     Course,
+    all_sources,
     cell_by_id,
     error_outputs,
     grade_cells,
     html_text,
-    all_sources,
     marked_lines,
-    unmarked_text,
+    secret_lines,
+    solution_code,
     with_sources,
     without_cells,
 )
@@ -80,16 +81,10 @@ assert set(SEMI_MISTAKE_PARTNER) == set(WRONG_SEMI_HARD)
 SEMI_OF_LOSS = {loss: semi for semi, loss in SEMI_MISTAKE_PARTNER.items()}
 
 
-def _strip_markers(source: str) -> str:
-    return "\n".join(
-        line for line in source.splitlines() if SOLUTION_BEGIN not in line and SOLUTION_END not in line
-    )
-
-
 def _build_submissions(source, release) -> dict[str, tuple]:
     """``{student: (notebook, failing cells)}``."""
-    right_loss = _strip_markers(cell_by_id(source, LOSS_CELL).source)
-    right_semi = _strip_markers(cell_by_id(source, SEMI_CELL).source)
+    right_loss = solution_code(cell_by_id(source, LOSS_CELL).source)
+    right_semi = solution_code(cell_by_id(source, SEMI_CELL).source)
     semi_styles = list(CORRECT_SEMI_HARD.values())
 
     def filled(loss: str, semi: str):
@@ -163,13 +158,7 @@ def test_release_has_no_solution_and_no_hidden_test(course):
     text = all_sources(release)
     for marker in (SOLUTION_BEGIN, SOLUTION_END, HIDDEN_BEGIN, HIDDEN_END):
         assert marker not in text
-    # Lines of the solutions and hidden tests, less those the instructions give away.
-    secret = [
-        line
-        for begin, end in ((SOLUTION_BEGIN, SOLUTION_END), (HIDDEN_BEGIN, HIDDEN_END))
-        for line in marked_lines(source, begin, end)
-        if line not in unmarked_text(source, begin, end)
-    ]
+    secret = secret_lines(source)
     assert len(secret) > 20  # the lines we look for really exist in the source
     leaked = [line for line in secret if line in text]
     assert not leaked, f"release leaks: {leaked}"
