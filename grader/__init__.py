@@ -1,0 +1,7 @@
+"""The instructor's grading side of the FaceNet course (not part of the fr_utils wheel).
+
+nbgrader_config.py puts the repository root on ``sys.path`` to import it; pytest
+finds it through ``pythonpath = ["."]`` in pyproject.toml.
+
+    grader.sandbox   every submission's kernel runs inside bubblewrap (issue #13)
+"""
