@@ -19,13 +19,13 @@ Layout (generated folders are git-ignored)::
 import os
 import sys
 
+# The grading side (grader/) lives beside this file, outside the fr_utils wheel.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import GetGrades
 
 from fr_utils.checks.feedback import HideHiddenTests
-
-# The grading side (grader/) lives beside this file, outside the fr_utils wheel.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
 
