@@ -14,6 +14,7 @@ loads on first use)::
     FaceDatabase(path)              the door: enrol, verify, identify; SQLite file or in memory
     default_threshold(metric)       the model's verification threshold, chosen on LFW View 1
     embed_files(paths)              many photos -> (n, 512), cached on disk (NaN rows: no face)
+    sample_cast()                   the shipped sample photos, {name: [paths]} (fr_utils.data)
 """
 
 from __future__ import annotations
@@ -48,12 +49,15 @@ _EXPORTS = {
     "embed_files": "fr_utils.evaluate",
     "WeightsError": "fr_utils.weights",
     "load_facenet": "fr_utils.weights",
+    "sample_cast": "fr_utils.data",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
+    if name == "data":  # fr_utils.data.cast_dir() without importing fr_utils.data first
+        return importlib.import_module("fr_utils.data")
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value

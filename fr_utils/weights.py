@@ -95,10 +95,87 @@ class WeightsError(RuntimeError):
     """The encoder's weights are missing, damaged, or do not match their manifest."""
 
 
-def weights_dir() -> Path:
-    """The folder holding the built weights: ``$FR_WEIGHTS_DIR`` or the repo's ``weights/``."""
+#: Folders an instructor fills once for every user of a machine (e.g. a JupyterHub),
+#: searched after the per-user folder: the Python environment's own share folder
+#: (``deploy/make_student_env.sh`` fills it), then the system-wide one.
+SYSTEM_WEIGHTS_DIRS = (
+    Path(sys.prefix) / "share" / "fr_utils" / "weights",
+    Path("/usr/local/share/fr_utils/weights"),
+)
+
+
+def user_weights_dir() -> Path:
+    """The per-user folder: ``$XDG_DATA_HOME/fr_utils/weights``, else ``~/.local/share/fr_utils/weights``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "fr_utils" / "weights"
+
+
+def weights_search_path() -> list[Path]:
+    """Where the weights are looked for, in order: ``$FR_WEIGHTS_DIR`` (when set), the
+    per-user folder (:func:`user_weights_dir`), then :data:`SYSTEM_WEIGHTS_DIRS`."""
     env = os.environ.get("FR_WEIGHTS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "weights"
+    folders = ([Path(env).expanduser()] if env else []) + [user_weights_dir(), *SYSTEM_WEIGHTS_DIRS]
+    return list(dict.fromkeys(folders))  # the same folder once
+
+
+def _writable(folder: Path) -> bool:
+    """``folder`` exists and is writable, or could be created by this user."""
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            return False
+        probe = probe.parent
+    return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
+
+
+def weights_dir() -> Path:
+    """The folder holding the built weights: the first of :func:`weights_search_path`
+    that holds a manifest; when none does, the first writable one (where
+    ``python -m fr_utils.weights build`` writes).
+
+    Raises:
+        WeightsError: no folder holds the weights and none is writable (names them all).
+    """
+    folders = weights_search_path()
+    for folder in folders:
+        if manifest_path(folder).is_file():
+            return folder
+    for folder in folders:
+        if _writable(folder):
+            return folder
+    raise WeightsError(
+        "no folder for the encoder's weights is writable: "
+        + ", ".join(map(str, folders)) + ". Set FR_WEIGHTS_DIR to a writable folder."
+    )
+
+
+def build_dir() -> Path:
+    """Where :func:`build` writes by default: the first writable folder of :func:`weights_search_path`."""
+    folders = weights_search_path()
+    for folder in folders:
+        if _writable(folder):
+            return folder
+    raise WeightsError(
+        "no folder for the encoder's weights is writable: "
+        + ", ".join(map(str, folders)) + ". Set FR_WEIGHTS_DIR to a writable folder."
+    )
+
+
+def find_weights_dir() -> Path:
+    """The first folder of :func:`weights_search_path` that holds the weights' manifest.
+
+    Raises:
+        WeightsError: none does; the message names every folder searched and the build command.
+    """
+    folders = weights_search_path()
+    for folder in folders:
+        if manifest_path(folder).is_file():
+            return folder
+    raise WeightsError(
+        f"the encoder's weights ({MODEL_NAME}.weights.h5 and its manifest) are in none of the folders "
+        f"searched: {', '.join(map(str, folders))}. Build them with {REBUILD_COMMAND} "
+        "(it writes to the first writable folder; set FR_WEIGHTS_DIR to choose one)."
+    )
 
 
 def cache_dir() -> Path:
@@ -313,7 +390,7 @@ def build(
 
     Skips the work when the weights already match their manifest, unless ``force``.
     """
-    out_dir = out_dir or weights_dir()
+    out_dir = Path(out_dir) if out_dir else build_dir()
     if not force:
         try:
             manifest = verify(out_dir)
@@ -373,9 +450,10 @@ def read_manifest(directory: Path | None = None) -> dict:
     """The manifest written by :func:`build`.
 
     Raises:
-        WeightsError: missing or unreadable, naming the file and the rebuild command.
+        WeightsError: missing or unreadable, naming the file and the rebuild command
+            (with no ``directory``: naming every folder searched, see :func:`find_weights_dir`).
     """
-    mpath = manifest_path(directory)
+    mpath = manifest_path(directory if directory is not None else find_weights_dir())
     if not mpath.exists():
         raise WeightsError(f"{mpath} is missing: the weights have not been built. Run {REBUILD_COMMAND}.")
     try:
@@ -386,6 +464,7 @@ def read_manifest(directory: Path | None = None) -> dict:
 
 def verify(directory: Path | None = None) -> dict:
     """Check the weights file against its manifest's sha256; returns the manifest."""
+    directory = directory if directory is not None else find_weights_dir()
     manifest = read_manifest(directory)
     wpath = weights_path(directory)
     if not wpath.exists():
@@ -413,7 +492,7 @@ def model_identity(model=None) -> dict:
     order) and its output size. Databases and caches of embeddings use it to
     refuse or separate the embeddings of different models.
     """
-    manifest = read_manifest() if model is None else _LOADED.get(model)
+    manifest = read_manifest(find_weights_dir()) if model is None else _LOADED.get(model)
     if manifest is not None:
         return {
             "model_name": str(manifest["name"]),
@@ -469,22 +548,34 @@ def load_facenet(directory: str | os.PathLike | None = None):
         WeightsError: weights missing, truncated or modified (the message names
             the file and the command that rebuilds it).
     """
-    return _load(str(Path(directory or weights_dir()).resolve()))
+    return _load(str(Path(directory or find_weights_dir()).resolve()))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fr_utils.weights", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="fetch the source artifact, convert it, save weights and manifest")
-    b.add_argument("--out", type=Path, default=None, help="output folder (default: weights/)")
+    b.add_argument("--out", type=Path, default=None,
+                   help="output folder (default: the first writable of $FR_WEIGHTS_DIR, the per-user "
+                        "folder, the environment's and the system-wide folder; see `where`)")
     b.add_argument("--source", type=Path, default=None, help=f"use this local copy of {SOURCE.filename}")
     b.add_argument("--force", action="store_true", help="rebuild even if the weights are up to date")
     v = sub.add_parser("verify", help="check the weights file against its manifest")
     v.add_argument("--dir", type=Path, default=None)
+    sub.add_parser("where", help="print the folders searched for the weights, in order, and which holds them")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
             build(args.out, args.source, args.force)
+        elif args.command == "where":
+            found = None
+            for folder in weights_search_path():
+                holds = manifest_path(folder).is_file()
+                found = found or (folder if holds else None)
+                state = "holds the weights" if holds else ("writable" if _writable(folder) else "not writable")
+                print(f"{folder}  ({state})")
+            print(f"loading from: {found}" if found else f"no weights found: build them with {REBUILD_COMMAND}")
+            return 0 if found else 1
         else:
             m = verify(args.dir)
             print(f"{weights_path(args.dir)}: sha256 {m['weights_sha256']} matches the manifest")

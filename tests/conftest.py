@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CAST_DIR = ROOT / "images" / "people"
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +44,10 @@ def lfw_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def cast_photos() -> list[Path]:
+    """Every photo of the sample cast that ships in fr_utils (fr_utils.data)."""
+    from fr_utils.data import cast_dir
+
+    CAST_DIR = cast_dir() / "people"
     photos = sorted(p for p in CAST_DIR.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
     assert photos, f"the sample cast is missing: no photos under {CAST_DIR}"
     return photos

@@ -27,13 +27,13 @@ from fr_utils.database import (
     default_threshold,
     distances,
 )
+from fr_utils.data import cast_dir, other_photo
 from fr_utils.images import FaceImageError, NoFaceError
 from fr_utils.weights import WeightsError, read_manifest
 
-ROOT = Path(__file__).resolve().parent.parent
-PEOPLE = ROOT / "images" / "people"
-NO_FACE = ROOT / "images" / "other" / "no_face_coffee.jpg"
-TWO_FACES = ROOT / "images" / "other" / "two_faces_hopper_collins.jpg"
+PEOPLE = cast_dir() / "people"
+NO_FACE = other_photo("no_face_coffee.jpg")
+TWO_FACES = other_photo("two_faces_hopper_collins.jpg")
 OBAMA = [PEOPLE / "Barack_Obama" / f"Barack_Obama_000{i}.jpg" for i in (1, 2, 3)]
 BIDEN = PEOPLE / "Joseph_Biden" / "Joseph_Biden_0001.jpg"
 HOPPER = PEOPLE / "Grace_Hopper" / "Grace_Hopper_0001.jpg"

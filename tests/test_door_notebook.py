@@ -15,6 +15,7 @@ import pytest
 
 import fr_utils
 from fr_utils.checks import door as checks
+from fr_utils.data import cast_dir
 from door_submissions import (
     CORRECT_DATABASE,
     CORRECT_VERIFY,
@@ -160,7 +161,7 @@ def run_hidden(source_nb, cell_id: str, function_name: str, function, model) -> 
     namespace = {
         "np": np, "fr_utils": FR_UTILS, "Path": Path, "checks": checks, "model": model,
         "img_to_encoding": cached_img_to_encoding, "CAST": checks.sample_cast(),
-        "OTHER": checks.CAST_DIR.parent / "other", function_name: function,
+        "OTHER": cast_dir() / "other", function_name: function,
     }
     code = cell_by_id(source_nb, cell_id).source
     with contextlib.redirect_stdout(io.StringIO()):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import fr_utils
+from fr_utils.data import cast_dir
 from fr_utils.encoding import encode_faces, encode_images, face_crop, img_to_encoding, inference_function
 from fr_utils.images import FaceImageError, NoFaceError, fixed_image_standardization, prewhiten
 
@@ -92,7 +93,7 @@ def test_bad_array_shape(facenet):
 
 # --- whole photos: detect, take the largest face, align, encode ---------------------------
 
-OTHER = Path(__file__).resolve().parent.parent / "images" / "other"
+OTHER = cast_dir() / "other"
 
 
 def test_no_face_raises_no_face_error_naming_the_file(facenet):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fr_utils import align, embedding_cache
+from fr_utils.data import other_photo, sample_cast
 from fr_utils.evaluate import (
     PairsFileError,
     accuracy_at,
@@ -219,7 +220,7 @@ def tiny_lfw(tmp_path) -> Path:
     """An LFW-shaped folder of two sample-cast people."""
     for name, src in [("Barack_Obama", "Barack_Obama"), ("Joseph_Biden", "Joseph_Biden")]:
         (tmp_path / "lfw" / name).mkdir(parents=True)
-        for i, photo in enumerate(sorted((ROOT / "images" / "people" / src).glob("*.jpg")), 1):
+        for i, photo in enumerate(sample_cast()[src], 1):
             shutil.copy(photo, tmp_path / "lfw" / name / f"{name}_{i:04d}.jpg")
     return tmp_path / "lfw"
 
@@ -280,7 +281,7 @@ class CountingModel:
 def photos(tmp_path, cast_photos) -> list[Path]:
     """The sample cast plus the no-face photo, copied so their times can change."""
     out = []
-    for src in [*cast_photos, ROOT / "images" / "other" / "no_face_coffee.jpg"]:
+    for src in [*cast_photos, other_photo("no_face_coffee.jpg")]:
         dst = tmp_path / "photos" / f"{src.parent.name}_{src.name}"
         dst.parent.mkdir(exist_ok=True)
         shutil.copy(src, dst)

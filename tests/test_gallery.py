@@ -8,6 +8,7 @@ import pytest
 from matplotlib.offsetbox import AnnotationBbox
 
 import fr_utils
+from fr_utils.data import other_photo
 from fr_utils.gallery import cluster_gallery, colour, face_thumbnails, threshold_figure, thumbnail_map
 
 
@@ -29,7 +30,7 @@ def test_thumbnails_are_face_crops_of_the_requested_size(cast_photos, thumbs):
 
 
 def test_a_photo_without_a_face_is_shown_whole_and_a_bad_file_is_named(tmp_path, cast_photos):
-    no_face = cast_photos[0].parents[2] / "other" / "no_face_coffee.jpg"
+    no_face = other_photo("no_face_coffee.jpg")
     (thumb,) = face_thumbnails([no_face], size=32)
     assert thumb.shape == (32, 32, 3)
     broken = tmp_path / "broken.jpg"

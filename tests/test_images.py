@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 from fr_utils import encoding
+from fr_utils.data import cast_dir
 from fr_utils.images import (
     MAX_PIXELS,
     FaceImageError,
@@ -32,7 +33,7 @@ from fr_utils.images import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-IMAGES = REPO / "images"
+IMAGES = cast_dir()  # the sample cast, package data of fr_utils
 
 
 def img_to_encoding(image, model):
@@ -570,7 +571,7 @@ def test_bytes_input_equals_path_input(tmp_path):
 
 
 # --------------------------------------------------------------------------
-# The sample photos in images/
+# The sample photos shipped in fr_utils/cast/
 
 
 PEOPLE = sorted((IMAGES / "people").glob("*/*.jpg"))
@@ -592,7 +593,7 @@ def test_every_sample_photo_is_credited():
     credits = (IMAGES / "CREDITS.md").read_text()
     for p in PEOPLE + OTHER:
         rel = p.relative_to(IMAGES).as_posix()
-        assert f"`{rel}`" in credits, f"{rel} has no line in images/CREDITS.md"
+        assert f"`{rel}`" in credits, f"{rel} has no line in fr_utils/cast/CREDITS.md"
 
 
 @pytest.mark.parametrize("path", PEOPLE + OTHER, ids=lambda p: p.relative_to(IMAGES).as_posix())
@@ -607,8 +608,13 @@ def test_sample_photo_loads(path):
 def test_real_encoder_on_a_sample_photo_and_its_odd_copies(tmp_path):
     """End to end with the real encoder: one photo saved as an EXIF-rotated JPEG
     and as a 16-bit grayscale PNG still encodes like the original."""
-    weights = REPO / "weights" / "facenet_20180408-102900.weights.h5"
-    if not weights.exists():
+    from fr_utils.weights import WeightsError, weights_path
+
+    try:
+        weights = weights_path()
+    except WeightsError:
+        weights = None
+    if weights is None or not weights.exists():
         pytest.skip("weights/ not built (make weights)")
     from fr_utils import load_facenet
 

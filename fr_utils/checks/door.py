@@ -37,9 +37,10 @@ from typing import Any, Callable
 import numpy as np
 
 from fr_utils.checks._runner import call_with_time_limit
+from fr_utils.data import cast_dir, sample_cast
 
-CAST_DIR = Path(__file__).resolve().parents[2] / "images" / "people"
-"""The sample cast: ``<Name>/<Name>_000N.jpg``."""
+CAST_DIR = cast_dir() / "people"
+"""The sample cast shipped in the package: ``<Name>/<Name>_000N.jpg`` (see fr_utils.data)."""
 
 CHECK_THRESHOLD = 1.0
 """The threshold the cast checks pass: every same-person L2 distance of the cast
@@ -55,23 +56,6 @@ six photos, on a busy 2-core CPU."""
 # --------------------------------------------------------------------------
 # The sample cast and reference encodings
 # --------------------------------------------------------------------------
-
-
-def sample_cast(directory: Path | str | None = None) -> dict[str, list[Path]]:
-    """The cast's photos by person: ``{name: [path, ...]}``, names and paths sorted.
-
-    Raises:
-        FileNotFoundError: the folder is missing or holds no photos (names it).
-    """
-    root = Path(directory) if directory is not None else CAST_DIR
-    cast = {
-        person.name: sorted(p for p in person.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
-        for person in sorted(root.iterdir()) if person.is_dir()
-    } if root.is_dir() else {}
-    cast = {name: photos for name, photos in cast.items() if photos}
-    if not cast:
-        raise FileNotFoundError(f"{root}: the sample cast is missing (expected <Name>/<Name>_0001.jpg)")
-    return cast
 
 
 _ENCODINGS: dict[tuple[str, int], np.ndarray] = {}

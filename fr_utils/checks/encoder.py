@@ -27,8 +27,9 @@ from typing import Callable
 import numpy as np
 
 from fr_utils.checks._runner import call_with_time_limit
+from fr_utils.data import cast_dir
 
-CAST = Path(__file__).resolve().parents[2] / "images" / "people"
+CAST = cast_dir() / "people"
 ENCODING_TIME_LIMIT_S = 60.0
 ENCODING_RTOL = 1e-2
 """Largest accepted ``||yours - reference|| / ||reference||``.  Keras' and the frozen
@@ -38,7 +39,7 @@ preprocessing mistake the checks name moves it by 0.25 or more on the sample cas
 
 
 def cast_photo(name: str, number: int = 1) -> Path:
-    """``images/people/<name>/<name>_000<number>.jpg``; AssertionError if it is missing."""
+    """``people/<name>/<name>_000<number>.jpg`` of the shipped cast; AssertionError if it is missing."""
     path = CAST / name / f"{name}_{number:04d}.jpg"
     if not path.is_file():
         raise AssertionError(f"the sample cast is incomplete: {path} is missing")

