@@ -1,6 +1,6 @@
 """MTCNN detection time per photo, by photo size.
 
-    python benchmarks/detection_by_size.py [--repeats 5] [--photo images/people/Barack_Obama/Barack_Obama_0001.jpg]
+    python benchmarks/detection_by_size.py [--repeats 5] [--photo fr_utils/cast/people/Barack_Obama/Barack_Obama_0001.jpg]
 
 Resizes one sample-cast photo (bicubic, up or down) so that its long side is
 250, 500, 1000, 2000 and 4000 px and times ``fr_utils.detect_faces`` on each
@@ -38,7 +38,7 @@ def _median_seconds(fn, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--photo", type=Path, default=REPO / "images/people/Barack_Obama/Barack_Obama_0001.jpg")
+    parser.add_argument("--photo", type=Path, default=REPO / "fr_utils/cast/people/Barack_Obama/Barack_Obama_0001.jpg")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 

@@ -4,8 +4,8 @@
 ``sqlite3``) or in memory (``path=None``, for notebooks)::
 
     with FaceDatabase("faces.db") as db:
-        db.enroll("Barack_Obama", "images/people/Barack_Obama/Barack_Obama_0001.jpg")
-        db.enroll_tree("images/people")                  # <root>/<name>/*.jpg
+        db.enroll("Barack_Obama", "fr_utils/cast/people/Barack_Obama/Barack_Obama_0001.jpg")
+        db.enroll_tree("fr_utils/cast/people")                # <root>/<name>/*.jpg
         db.verify("photo.jpg", "Barack_Obama")           # (distance, is_match)
         db.identify("photo.jpg")                         # (name or None, distance)
 

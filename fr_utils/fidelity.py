@@ -5,7 +5,7 @@ the largest absolute difference between their embeddings, per image source:
 
 * LFW (``--lfw-dir``, default ``$FR_DATASETS/lfw-deepfunneled``): the first
   image of ``--n`` people spread evenly over the alphabet; skipped when absent;
-* the sample cast shipped in ``images/people``: each photo whole and centre-cropped,
+* the sample cast shipped in ``fr_utils/cast/people`` (fr_utils.data): each photo whole and centre-cropped,
   each as is and mirrored.
 
 The Keras side is checked twice: through ``model.predict_on_batch`` and through
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fr_utils.data import cast_dir
 from fr_utils.images import as_rgb_array
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -53,9 +54,9 @@ def lfw_images(lfw_dir: Path, n: int = 50) -> list[Path]:
 
 
 def shipped_images(images_dir: Path | None = None) -> list[np.ndarray]:
-    """Every photo of the sample cast (``images/people``) as four inputs: whole and
+    """Every photo of the sample cast (``fr_utils/cast/people``) as four inputs: whole and
     centre-cropped, each as is and mirrored."""
-    images_dir = images_dir or Path(__file__).resolve().parent.parent / "images" / "people"
+    images_dir = images_dir or cast_dir() / "people"
     out: list[np.ndarray] = []
     for path in sorted(images_dir.rglob("*")):
         if path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = load_facenet()
     graph = frozen_encoder(reference_graph_def())
-    reports = [compare(shipped_images(), "images/people (shipped photos x4)", model, graph)]
+    reports = [compare(shipped_images(), "fr_utils/cast/people (shipped photos x4)", model, graph)]
     lfw = args.lfw_dir or lfw_dir_from_env()
     if lfw is None:
         print("LFW: skipped (no --lfw-dir and $FR_DATASETS/lfw-deepfunneled does not exist)")

@@ -1,4 +1,4 @@
-"""fr_utils.detect, fr_utils.align and fr_utils.draw on the sample photos in images/."""
+"""fr_utils.detect, fr_utils.align and fr_utils.draw on the sample photos shipped in fr_utils/cast/."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from PIL import Image
 from fr_utils.align import align_face, align_faces, crop_box
 from fr_utils.detect import KEYPOINTS, detect_faces, get_detector, largest_face
 from fr_utils.draw import draw_faces
+from fr_utils.data import cast_dir
 from fr_utils.images import FaceImageError, load_image, resize
 
 REPO = Path(__file__).resolve().parents[1]
-IMAGES = REPO / "images"
+IMAGES = cast_dir()  # the sample cast, package data of fr_utils
 PEOPLE = sorted((IMAGES / "people").glob("*/*.jpg"))
 NO_FACE = IMAGES / "other" / "no_face_coffee.jpg"
 TWO_FACES = IMAGES / "other" / "two_faces_hopper_collins.jpg"

@@ -4,7 +4,7 @@ Each case is written to ``tmp_path`` with Pillow, then fed to ``load_image``,
 ``as_rgb_array`` and ``img_to_encoding``. Good files must come back as
 (H, W, 3) uint8 RGB with the expected pixels; bad ones must raise
 ``FaceImageError`` (a ``ValueError``) whose message names the file, before any
-model is run. The sample photos in images/ are checked too.
+model is run. The sample photos in fr_utils/cast/ are checked too.
 """
 
 from __future__ import annotations
