@@ -14,6 +14,7 @@ Layout (generated folders are git-ignored)::
     autograded/<student>/<assignment>/    graded notebooks   (nbgrader autograde)
     feedback/<student>/<assignment>/      HTML for students  (nbgrader generate_feedback)
     gradebook.db                          scores             (nbgrader export -> grades.csv)
+    exchange/facenet/{outbound,inbound,feedback}/  the exchange students fetch from and submit to
 """
 
 import os
@@ -23,7 +24,11 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import GetGrades
+from nbgrader.preprocessors import (
+    CheckCellMetadata, ClearOutput, DeduplicateIds, GetGrades, OverwriteKernelspec,
+)
+
+from grader.cells import HonestOverwriteCells
 
 from fr_utils.checks.feedback import HideHiddenTests
 
@@ -31,6 +36,14 @@ c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this 
 
 # The instructor notebooks live in notebooks/, not nbgrader's default source/.
 c.CourseDirectory.source_directory = "notebooks"
+
+# The course and its exchange (release_assignment, fetch_assignment, submit, collect,
+# release_feedback, fetch_feedback).  On one machine the exchange is exchange/ beside
+# this file, created here (git-ignored, no root needed); on a hub every user must see
+# one shared folder: set FR_EXCHANGE_ROOT to it (deploy/jupyterhub/ does).
+c.CourseDirectory.course_id = "facenet"
+c.Exchange.root = os.environ.get("FR_EXCHANGE_ROOT") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")
+os.makedirs(c.Exchange.root, exist_ok=True)
 
 # Every notebook runs on the same kernel: the environment nbgrader runs in
 # (jupyter_client starts "python3" with nbgrader's own interpreter).
@@ -47,6 +60,11 @@ c.Execute.startup_timeout = 120
 # A submission whose test cell was deleted gets it back (and is graded on it);
 # edited test cells are always restored from the gradebook.
 c.OverwriteCells.add_missing_cells = True
+# nbgrader's default sanitize steps, with OverwriteCells replaced by one that puts the
+# hidden tests back without warning "checksum has changed" on honest submissions.
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput, DeduplicateIds, OverwriteKernelspec, HonestOverwriteCells, CheckCellMetadata,
+]
 
 # What replaces a solution region in the student version.
 c.ClearSolutions.code_stub = {

@@ -24,6 +24,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from fr_utils import _quiet  # noqa: E402 - TensorFlow's C++ start-up log, silenced once (fr_utils/_quiet.py)
+
+_quiet.install()
+
 _EXPORTS = {
     "encode_images": "fr_utils.encoding",
     "img_to_encoding": "fr_utils.encoding",

@@ -4,4 +4,5 @@ nbgrader_config.py puts the repository root on ``sys.path`` to import it; pytest
 finds it through ``pythonpath = ["."]`` in pyproject.toml.
 
     grader.sandbox   every submission's kernel runs inside bubblewrap (issue #13)
+    grader.cells     locked cells restored without false "checksum has changed" warnings (issue #12)
 """
