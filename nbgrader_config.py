@@ -29,6 +29,7 @@ from nbgrader.preprocessors import (
 )
 
 from grader.cells import HonestOverwriteCells
+from grader.submissions import check_submission
 
 from fr_utils.checks.feedback import HideHiddenTests
 
@@ -65,6 +66,9 @@ c.OverwriteCells.add_missing_cells = True
 c.Autograde.sanitize_preprocessors = [
     ClearOutput, DeduplicateIds, OverwriteKernelspec, HonestOverwriteCells, CheckCellMetadata,
 ]
+# A file that is not the assignment's notebook (invalid JSON, a photo, an empty notebook,
+# another assignment's): one clear line in the log first; that student gets 0, the rest are graded.
+c.Autograde.pre_convert_hook = check_submission
 
 # What replaces a solution region in the student version.
 c.ClearSolutions.code_stub = {

@@ -225,10 +225,12 @@ class Course:
 
     @classmethod
     def create(cls, root: Path, assignment: str, repo: Path = REPO) -> "Course":
-        """Copy ``nbgrader_config.py`` and ``notebooks/<assignment>`` into ``root``."""
+        """Copy ``nbgrader_config.py``, ``grader/`` and ``notebooks/<assignment>`` into ``root``."""
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         shutil.copy(repo / "nbgrader_config.py", root / "nbgrader_config.py")
+        # nbgrader_config.py imports the grading side from its own folder
+        shutil.copytree(repo / "grader", root / "grader", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copytree(
             repo / "notebooks" / assignment,
             root / "notebooks" / assignment,
