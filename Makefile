@@ -65,3 +65,16 @@ bench: setup  ## speed and memory: encoder vs frozen graph, detection by photo s
 	$(BIN)/python benchmarks/detection_by_size.py
 	$(BIN)/python benchmarks/notebooks_seconds.py
 	$(BIN)/python benchmarks/autograde_seconds.py --students 10
+
+# --- The classroom on JupyterHub (deploy/jupyterhub/; docs/classroom.md, "JupyterHub") ---
+HUB := deploy/jupyterhub
+.PHONY: hub-deps classroom
+
+hub-deps: $(HUB)/node_modules/.package-lock.json  ## configurable-http-proxy (npm), JupyterHub's proxy
+
+$(HUB)/node_modules/.package-lock.json: $(HUB)/package.json $(HUB)/package-lock.json
+	cd $(HUB) && npm ci --no-audit --no-fund --loglevel=error
+
+classroom: hub-deps  ## a demo class on JupyterHub, http://127.0.0.1:8000 (as root: it creates the users)
+	test -x $(BIN)/jupyterhub || $(MAKE) setup
+	$(BIN)/python $(HUB)/classroom.py run
