@@ -226,9 +226,13 @@ def test_classroom_cycle_in_the_browser(room, browser):
     for student in (solver, idler):
         with timed(f"{student}: log in, server start"):
             students[student] = page = log_in(browser, room, student)
-        # Students get the Assignment List, not the Formgrader.
+        # Students get the Assignment List, not the Formgrader; their notebooks
+        # run in the student environment (the fr_utils wheel, no repository).
         answer = page.request.get(f"{room.url}user/{student}/formgrader/manage_assignments")
         assert answer.status == 404, f"{student} reaches the Formgrader: HTTP {answer.status}"
+        specs = page.request.get(f"{room.url}user/{student}/api/kernelspecs").json()
+        argv = specs["kernelspecs"]["python3"]["spec"]["argv"]
+        assert argv[0] == str(room.state / "student-env" / "bin" / "python"), argv
         with timed(f"{student}: fetch (Assignment List)"):
             open_assignment_list(page)
             page.click("#released_assignments_list button:has-text('Fetch')")

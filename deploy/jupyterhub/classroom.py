@@ -20,8 +20,7 @@ JupyterHub set-up:
   the hub-wide nbgrader config (course ``facenet``) in ``<state>/etc/jupyter``;
 * the students' kernel: a ``python3`` kernel of the student environment
   (``deploy/make_student_env.sh``: the fr_utils wheel and the weights, no
-  solutions, no hidden tests) when that script exists; otherwise the servers'
-  own interpreter;
+  solutions, no hidden tests), first on the students' JUPYTER_PATH;
 * ``<state>/hub/classroom.json``: what ``jupyterhub_config.py`` reads (users,
   ports, the shared password, paths).
 
@@ -33,6 +32,7 @@ user) on 127.0.0.1 only and prints the URL, the users and the password.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import pwd
@@ -196,8 +196,8 @@ class Classroom:
             "student_names": self.student_names,
             "exchange": str(self.exchange),
             "config_dir": str(self.config_dir),
-            "student_data_dir": str(self.student_data_dir) if kernel_python else None,
-            "student_python": str(kernel_python) if kernel_python else None,
+            "student_data_dir": str(self.student_data_dir),
+            "student_python": str(kernel_python),
             "proxy": str(PROXY),
             "password_file": str(password_file),
         }
@@ -307,8 +307,8 @@ class Classroom:
 
             def ignore(folder, names):
                 folder = Path(folder)
-                if folder == site:
-                    return names
+                if folder == site:  # only pip and setuptools: the packages come from requirements.txt
+                    return [n for n in names if not n.startswith(("pip", "setuptools", "wheel", "_distutils"))]
                 return [n for n in names if n in skip_stdlib] if folder == site.parent else []
 
             shutil.copytree(base, copy, symlinks=True, ignore=ignore)
@@ -373,29 +373,43 @@ class Classroom:
         page_config = jupyter_dir / "labconfig" / "page_config.json"
         if page_config.exists() and all(ext in page_config.read_text() for ext in STUDENT_OFF_LAB):
             return
-        jupyter = str(self.server_bin / "jupyter")
-        for ext in STUDENT_OFF_LAB:
-            self._run_as(student, jupyter, "labextension", "disable", "--level=user", ext)
+        self._run_as(student, str(self.server_bin / "jupyter"), "labextension", "disable",
+                     "--level=user", *STUDENT_OFF_LAB)
 
-    def _student_kernel(self, log) -> Path | None:
-        """The students' python3 kernel in the student environment; None: the servers' own."""
-        env = self.student_env
-        if env is None:
-            if not STUDENT_ENV_SCRIPT.exists():
-                log(f"{STUDENT_ENV_SCRIPT} not found: students' kernels run in the servers' environment")
-                return None
-            env = self.state / "student-env"
+    def _student_kernel(self, log) -> Path:
+        """The students' ``python3`` kernel: the student environment's Python.
+
+        The environment (``deploy/make_student_env.sh``: the fr_utils wheel,
+        ipykernel, the weights; no solutions, no hidden tests) is built once in
+        ``<state>/student-env`` and rebuilt when fr_utils or the pins change;
+        ``student_env`` names an existing one instead.
+        """
+        env = self.student_env or self.state / "student-env"
         python = env / "bin" / "python"
+        if self.student_env is None:
+            stamp = env / "classroom-stamp.txt"
+            wanted = digest([REPO / "requirements.txt", REPO / "pyproject.toml", STUDENT_ENV_SCRIPT,
+                             *sorted((REPO / "fr_utils").rglob("*.py"))])
+            if not python.exists() or not stamp.exists() or stamp.read_text() != wanted:
+                if not STUDENT_ENV_SCRIPT.exists():
+                    raise ClassroomError(f"{STUDENT_ENV_SCRIPT} not found: it builds the students' environment")
+                log(f"building the student environment in {env} ({STUDENT_ENV_SCRIPT.name}, minutes the first time) ...")
+                argv = ["bash", str(STUDENT_ENV_SCRIPT), str(env), "--python", str(self._base_python(log))]
+                if self.weights_dir:
+                    argv += ["--weights-from", str(self.weights_dir)]
+                run(argv, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+                stamp.write_text(wanted)
         if not python.exists():
-            log(f"building the student environment in {env} ({STUDENT_ENV_SCRIPT.name}) ...")
-            subprocess.run(["bash", str(STUDENT_ENV_SCRIPT), str(env)], check=True)
-        if not python.exists():
-            raise ClassroomError(f"{STUDENT_ENV_SCRIPT} did not create {python}")
+            raise ClassroomError(f"the student environment {env} has no {python}")
+        try:
+            self._run_as(self.student_names[0], str(python), "-c", "import fr_utils, ipykernel")
+        except ClassroomError as error:
+            raise ClassroomError(f"the student environment {env} does not run as a student: {error}") from None
         kernel = self.student_data_dir / "kernels" / "python3"
         kernel.mkdir(parents=True, exist_ok=True)
         (kernel / "kernel.json").write_text(json.dumps({
             "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "Python 3 (ipykernel)",
+            "display_name": "Python 3 (FaceNet course)",
             "language": "python",
             "metadata": {"debugger": True},
         }, indent=1) + "\n")
@@ -430,7 +444,8 @@ class Classroom:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if hub.poll() is not None:
-                raise ClassroomError(f"jupyterhub exited with status {hub.returncode} while starting")
+                raise ClassroomError(f"jupyterhub exited with status {hub.returncode} while starting "
+                                     "(its log says why)")
             try:
                 with urllib.request.urlopen(self.url + "hub/api/", timeout=2) as answer:
                     if answer.status == 200:
@@ -455,8 +470,15 @@ def searchable_by_all(path: Path) -> bool:
     return all(folder.stat().st_mode & 0o001 for folder in [path, *path.parents])
 
 
-def run(argv: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True)
+def digest(paths) -> str:
+    sha = hashlib.sha256()
+    for path in paths:
+        sha.update(str(path).encode() + b"\0" + (path.read_bytes() if path.exists() else b""))
+    return sha.hexdigest()
+
+
+def run(argv: list[str], env: dict[str, str] | None = None) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise ClassroomError(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
 

@@ -56,6 +56,9 @@ c.Spawner.start_timeout = 180  # JupyterLab with nbgrader on a busy 2-core machi
 c.Spawner.http_timeout = 180
 c.LocalProcessSpawner.ip = "127.0.0.1"
 
+# Nothing of root's environment but the locale: in particular no PYTHONPATH,
+# which would hand a student's kernel the repository's fr_utils.
+c.Spawner.env_keep = ["LANG", "LC_ALL"]
 environment = {
     # nbgrader shells out to alembic: the servers' bin/ goes first
     "PATH": f"{S['server_bin']}:/usr/local/bin:/usr/bin:/bin",
@@ -64,7 +67,7 @@ environment = {
     "NBGRADER_EXCHANGE_ROOT": S["exchange"],
     "TF_CPP_MIN_LOG_LEVEL": "2",
 }
-if S.get("weights_dir"):
+if S.get("weights_dir"):  # the instructor's (autograding) kernels
     environment["FR_WEIGHTS_DIR"] = S["weights_dir"]
 c.Spawner.environment = environment
 
@@ -73,8 +76,10 @@ def students_kernel(spawner):
     """Students' notebooks run in the student environment (no solutions, no hidden
     tests): its ``python3`` kernel comes first on their JUPYTER_PATH.  The instructor
     keeps the servers' own kernel, which autogrades with the course's checks."""
-    if spawner.user.name in S["student_names"] and S.get("student_data_dir"):
-        spawner.environment = {**spawner.environment, "JUPYTER_PATH": S["student_data_dir"]}
+    if spawner.user.name in S["student_names"]:
+        environment = {**spawner.environment, "JUPYTER_PATH": S["student_data_dir"]}
+        environment.pop("FR_WEIGHTS_DIR", None)  # theirs are in the student environment
+        spawner.environment = environment
 
 
 c.Spawner.pre_spawn_hook = students_kernel
