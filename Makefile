@@ -42,8 +42,6 @@ $(VENV)/.deps: requirements.txt pyproject.toml
 $(WEIGHTS_OK): | $(VENV)/.deps
 	$(BIN)/python -m fr_utils.weights build
 
-hub-deps:  ## what the JupyterHub demo needs beyond .venv (filled by deploy/jupyterhub)
-
 weights: $(VENV)/.deps  ## (re)build weights/ from the pinned source artifact (skips up-to-date weights)
 	$(BIN)/python -m fr_utils.weights build
 
@@ -68,13 +66,12 @@ bench: setup  ## speed and memory: encoder vs frozen graph, detection by photo s
 
 # --- The classroom on JupyterHub (deploy/jupyterhub/; docs/classroom.md, "JupyterHub") ---
 HUB := deploy/jupyterhub
-.PHONY: hub-deps classroom
+.PHONY: classroom
 
 hub-deps: $(HUB)/node_modules/.package-lock.json  ## configurable-http-proxy (npm), JupyterHub's proxy
 
 $(HUB)/node_modules/.package-lock.json: $(HUB)/package.json $(HUB)/package-lock.json
 	cd $(HUB) && npm ci --no-audit --no-fund --loglevel=error
 
-classroom: hub-deps  ## a demo class on JupyterHub, http://127.0.0.1:8000 (as root: it creates the users)
-	test -x $(BIN)/jupyterhub || $(MAKE) setup
+classroom: setup  ## a demo class on JupyterHub, http://127.0.0.1:8000 (as root: it creates the users)
 	$(BIN)/python $(HUB)/classroom.py run
