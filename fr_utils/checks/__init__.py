@@ -21,3 +21,7 @@ from fr_utils.checks._runner import (
 )
 
 __all__ = ["DEFAULT_TIME_LIMIT_S", "FunctionTimedOut", "call_with_time_limit"]
+
+from fr_utils.checks import _display
+
+_display.install()  # in a notebook, a failing check shows its message first (_display.py)

@@ -72,6 +72,7 @@ def call_with_time_limit(
       done yet;
     * any other exception is raised unchanged, with your own traceback.
     """
+    __tracebackhide__ = True  # IPython leaves this frame out of a learner's own traceback
     if seconds is None:
         seconds = DEFAULT_TIME_LIMIT_S
     name = getattr(function, "__name__", repr(function))
