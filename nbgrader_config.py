@@ -23,11 +23,13 @@ import sys
 # The grading side (grader/) lives beside this file, outside the fr_utils wheel.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import nbgrader
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (
     CheckCellMetadata, ClearOutput, DeduplicateIds, GetGrades, OverwriteKernelspec,
 )
 
+from grader import feedback
 from grader.cells import HonestOverwriteCells
 from grader.submissions import check_submission
 
@@ -77,3 +79,10 @@ c.ClearSolutions.code_stub = {
 
 # Feedback shows the public tests and the messages of hidden ones, never their code.
 c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, HideHiddenTests]
+# ... and renders its maths offline: MathJax embedded in each file (grader/feedback.py).
+c.HTMLExporter.template_name = feedback.TEMPLATE_NAME
+c.HTMLExporter.extra_template_basedirs = [
+    str(feedback.TEMPLATES),
+    os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "templates"),
+]
+c.HTMLExporter.filters = {"offline_mathjax_url": feedback.offline_mathjax_url}

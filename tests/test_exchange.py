@@ -10,6 +10,8 @@ $JUPYTERHUB_USER only for the OS user ``jovyan``: nbgrader.utils.get_username).
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -125,6 +127,14 @@ def test_two_students_fetch_submit_and_get_their_own_feedback_through_the_exchan
         (html,) = (student.home / A / "feedback").glob(f"*/{A}.html")
         text = " ".join(html_text(html).split())
         assert f"{A} (Score: {score})" in text, text[:300]
+        raw = html.read_text(encoding="utf-8")
+        assert not re.search(r"<script[^>]+src=\"https?:", raw)  # no CDN: MathJax is embedded
+        assert '<script src="data:text/javascript;base64,' in raw
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser:  # the maths is typeset with no network: MathJax's SVG containers in the DOM
+        dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
+                              "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=180).stdout
+        assert dom.count("<mjx-container") >= 10, dom[:500]
     print("\nclassroom cycle, 2 students, seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in times.items()))
 
 
