@@ -190,19 +190,22 @@ class Classroom:
             self._student_extensions(student)
         kernel_python = self._student_kernel(log)
 
-        settings = {
+        self.settings_file.write_text(json.dumps(self.settings(kernel_python), indent=2) + "\n")
+        log(f"classroom ready in {self.state}: {', '.join(self.users)}")
+
+    def settings(self, student_python: Path) -> dict:
+        """What jupyterhub_config.py reads (``<state>/hub/classroom.json``)."""
+        return {
             **{k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()},
             "instructor": self.instructor,
             "student_names": self.student_names,
             "exchange": str(self.exchange),
             "config_dir": str(self.config_dir),
             "student_data_dir": str(self.student_data_dir),
-            "student_python": str(kernel_python),
+            "student_python": str(student_python),
             "proxy": str(PROXY),
-            "password_file": str(password_file),
+            "password_file": str(self.hub_dir / "password"),
         }
-        self.settings_file.write_text(json.dumps(settings, indent=2) + "\n")
-        log(f"classroom ready in {self.state}: {', '.join(self.users)}")
 
     def _run_as(self, user: str, *argv: str) -> None:
         env = {
@@ -485,6 +488,8 @@ def run(argv: list[str], env: dict[str, str] | None = None) -> None:
 
 def port_free(port: int) -> bool:
     with socket.socket() as sock:
+        # as the hub and the proxy bind: a port in TIME_WAIT after the last run is free
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -505,6 +510,10 @@ def stop(process: subprocess.Popen, timeout: float = 30) -> None:
     except ProcessLookupError:
         pass
     process.wait()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -533,6 +542,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             room = Classroom.load(args.state.resolve())
         if args.command in ("start", "run"):
+            # SIGTERM / SIGHUP (a closed terminal) end here as Ctrl-C does: the hub and
+            # every server it started are stopped, none is left behind.
+            for signum in (signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, _interrupt)
             hub = room.start()
             print(room.banner(), flush=True)
             try:

@@ -64,7 +64,7 @@ environment = {
     "PATH": f"{S['server_bin']}:/usr/local/bin:/usr/bin:/bin",
     # the hub-wide nbgrader_config.py (course id, exchange)
     "JUPYTER_CONFIG_PATH": S["config_dir"],
-    "NBGRADER_EXCHANGE_ROOT": S["exchange"],
+    "FR_EXCHANGE_ROOT": S["exchange"],
     "TF_CPP_MIN_LOG_LEVEL": "2",
 }
 if S.get("weights_dir"):  # the instructor's (autograding) kernels
