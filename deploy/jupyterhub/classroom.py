@@ -344,6 +344,10 @@ class Classroom:
                     f"c.CourseDirectory.course_id = {COURSE_ID!r}\n"
                     f"c.Exchange.root = {str(self.exchange)!r}\n"
                 )
+                if self.server_bin != Path(sys.prefix) / "bin":
+                    # The servers' environment is a view of this one (see _server_env):
+                    # the autograder's sandbox must let kernels read the packages it imports.
+                    cfg.write(f"c.SandboxKernelManager.read_only_paths = [{sys.prefix!r}]\n")
             log(f"course copied to {self.course}")
         jupyter_dir = self.home(self.instructor) / ".jupyter"
         jupyter_dir.mkdir(exist_ok=True)
