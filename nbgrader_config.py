@@ -25,15 +25,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import nbgrader
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.converters import Autograde
 from nbgrader.preprocessors import (
-    CheckCellMetadata, ClearOutput, DeduplicateIds, GetGrades, OverwriteKernelspec,
+    CheckCellMetadata, ClearOutput, DeduplicateIds, GetGrades, OverwriteKernelspec, SaveAutoGrades,
 )
 
 from grader import feedback
 from grader.cells import HonestOverwriteCells
 from grader.submissions import check_submission
-
-from fr_utils.checks.feedback import HideHiddenTests
+from grader.decide import DecideGrades
+from grader.feedback import HideHiddenTests
 
 c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
 
@@ -86,3 +87,13 @@ c.HTMLExporter.extra_template_basedirs = [
     os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "templates"),
 ]
 c.HTMLExporter.filters = {"offline_mathjax_url": feedback.offline_mathjax_url}
+
+# Grades are decided in nbgrader's process, not in the kernel: the checks record what
+# the learner's functions returned, and DecideGrades judges those records with the
+# grader's own inputs and references (grader/decide.py), after the notebook ran and
+# right before SaveAutoGrades stores the scores.  (Kept last: it edits whatever list
+# of autograde steps the lines above chose.)
+_steps = [step for step in (c.Autograde.autograde_preprocessors if "autograde_preprocessors" in c.Autograde
+                            else Autograde.autograde_preprocessors.default()) if step is not DecideGrades]
+_steps.insert(_steps.index(SaveAutoGrades), DecideGrades)
+c.Autograde.autograde_preprocessors = _steps

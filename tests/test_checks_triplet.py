@@ -16,6 +16,7 @@ import tensorflow as tf
 from fr_utils.checks import FunctionTimedOut, call_with_time_limit
 from fr_utils.checks import _runner
 from fr_utils.checks import triplet_loss as checks
+from grader import references
 from triplet_submissions import CORRECT_LOSS, CORRECT_SEMI_HARD, WRONG_LOSS, WRONG_SEMI_HARD
 
 LOSS_CHECKS = [
@@ -55,7 +56,7 @@ def failure(check, function) -> str:
 def test_the_seeded_value_is_what_tensorflow_gives():
     anchor, positive, negative = checks.seeded_triplets()
     assert anchor.shape == positive.shape == negative.shape == (3, 128)
-    reference = checks._reference(anchor.numpy(), positive.numpy(), negative.numpy(), 0.2)
+    reference = references.triplet_loss(anchor.numpy(), positive.numpy(), negative.numpy(), 0.2)
     assert reference == pytest.approx(checks.SEEDED_EXPECTED, abs=5e-4)
     # and it does not depend on what ran before: the seed is reset
     tf.random.normal([7], seed=1)
@@ -197,14 +198,14 @@ def test_semi_hard_other_mistakes():
         return tf.where(tf.reduce_any(inside, axis=1), first, -1)
 
     def fixed_alpha(anchor, positive, negatives, alpha=0.2):
-        return checks._semi_hard_reference(anchor.numpy(), positive.numpy(), negatives.numpy(), 0.2)
+        return references.semi_hard_negatives(anchor.numpy(), positive.numpy(), negatives.numpy(), 0.2)
 
     def floats(anchor, positive, negatives, alpha=0.2):
-        return checks._semi_hard_reference(
+        return references.semi_hard_negatives(
             anchor.numpy(), positive.numpy(), negatives.numpy(), alpha).astype(float)
 
     def column(anchor, positive, negatives, alpha=0.2):
-        return checks._semi_hard_reference(
+        return references.semi_hard_negatives(
             anchor.numpy(), positive.numpy(), negatives.numpy(), alpha)[:, None]
 
     assert "negative 1 is semi-hard but not the hardest one" in failure(

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fr_utils.checks import encoder, verification
+from grader import references
 from intro_submissions import (
     CORRECT_DISTANCE,
     CORRECT_ENCODING,
@@ -55,16 +56,16 @@ def test_far_reference_is_the_complement_of_all_rejecting():
             brute = 1.0
             for _ in range(k):
                 brute *= 1.0 - far
-            assert math.isclose(verification.far_1_to_k_reference(far, k), 1.0 - brute, rel_tol=1e-7, abs_tol=1e-15)
-    assert verification.far_1_to_k_reference(1.0, 3) == 1.0
-    assert verification.far_1_to_k_reference(1.0, 0) == 0.0
+            assert math.isclose(references.far_1_to_k(far, k), 1.0 - brute, rel_tol=1e-7, abs_tol=1e-15)
+    assert references.far_1_to_k(1.0, 3) == 1.0
+    assert references.far_1_to_k(1.0, 0) == 0.0
 
 
 @pytest.mark.parametrize("far,budget", [(0.1, 0.2), (1e-3, 0.1), (2e-3, 0.1), (1e-5, 0.01), (0.05, 0.01), (0.3, 0.0)])
 def test_max_enrolled_reference_is_the_largest_k_within_budget(far, budget):
-    k = verification.max_enrolled_reference(far, budget)
-    assert verification.far_1_to_k_reference(far, k) <= budget
-    assert verification.far_1_to_k_reference(far, k + 1) > budget
+    k = references.max_enrolled(far, budget)
+    assert references.far_1_to_k(far, k) <= budget
+    assert references.far_1_to_k(far, k + 1) > budget
 
 
 # -- false_accept_rate_1_to_k and max_enrolled -----------------------------------

@@ -7,7 +7,8 @@ import nbformat
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
-from fr_utils.checks.feedback import HideHiddenTests
+from grader.decide import DecideGrades
+from grader.feedback import HideHiddenTests
 from nbgrader_helpers import (
     HIDDEN_BEGIN,
     HIDDEN_END,
@@ -38,6 +39,8 @@ def test_config_points_nbgrader_at_the_notebooks(config):
     assert config.Execute.kernel_name == "python3"
     assert config.OverwriteCells.add_missing_cells is True
     assert HideHiddenTests in config.GenerateFeedback.preprocessors
+    steps = [step.__name__ for step in config.Autograde.autograde_preprocessors]
+    assert steps.index("Execute") < steps.index("DecideGrades") == steps.index("SaveAutoGrades") - 1
 
 
 def test_cell_timeout_is_bounded_but_roomy(config):
@@ -86,8 +89,23 @@ def test_feedback_preprocessor_hides_hidden_code_and_tracebacks():
     cell = _cell(code, ["Traceback ...", "----> 3 assert secret_reference(f) == 42", "AssertionError: Hidden test: wrong"])
     cell, _ = HideHiddenTests().preprocess_cell(cell, {}, 0)
     assert cell.source == "check(f)\nprint('ok')"
-    assert cell.outputs[0].traceback[0] == "AssertionError: Hidden test: wrong"
+    assert cell.outputs[0].ename == "AssertionError"
+    assert "its message is not shown" in cell.outputs[0].evalue  # a kernel error's text may quote anything
     assert "secret_reference" not in str(cell)
+
+
+def test_feedback_shows_the_graders_message_of_a_hidden_cell_and_nothing_else():
+    code = f"check(f)\n{HIDDEN_BEGIN}\nchecks.record_cases(f, [(1, 2)])\n{HIDDEN_END}"
+    cell = _cell(code, [])
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="checks.record_cases(f, [(1, 2)])\n"),
+        nbformat.v4.new_output("error", ename="GradingError", evalue="Hidden test: 3 triplets: wrong",
+                               traceback=["GradingError: Hidden test: 3 triplets: wrong"]),
+    ]
+    cell, _ = HideHiddenTests().preprocess_cell(cell, {}, 0)
+    assert [output.output_type for output in cell.outputs] == ["error"]
+    assert cell.outputs[0].evalue == "Hidden test: 3 triplets: wrong"
+    assert "record_cases" not in str(cell)
 
 
 def test_feedback_preprocessor_keeps_public_tracebacks():

@@ -29,6 +29,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from fr_utils.checks._record import record
 from fr_utils.checks._runner import call_with_time_limit
 
 SEEDED_EXPECTED = 527.2598
@@ -58,20 +59,6 @@ def seeded_triplets() -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
 
 def _f32(rows) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32)
-
-
-def _reference(anchor, positive, negative, alpha: float) -> float:
-    a, p, n = (np.asarray(x, dtype=np.float64) for x in (anchor, positive, negative))
-    pos = np.sum((a - p) ** 2, axis=-1)
-    neg = np.sum((a - n) ** 2, axis=-1)
-    return float(np.sum(np.maximum(pos - neg + alpha, 0.0)))
-
-
-def _per_triplet(anchor, positive, negative, alpha: float) -> np.ndarray:
-    a, p, n = (np.asarray(x, dtype=np.float64) for x in (anchor, positive, negative))
-    pos = np.sum((a - p) ** 2, axis=-1)
-    neg = np.sum((a - n) ** 2, axis=-1)
-    return np.maximum(pos - neg + alpha, 0.0)
 
 
 # What the usual mistakes return, and what to tell the learner when a result matches.
@@ -125,31 +112,6 @@ _MISTAKE_HINTS = {
 }
 
 
-def _mistake_values(anchor, positive, negative, alpha: float) -> dict[str, float]:
-    a, p, n = (np.asarray(x, dtype=np.float64) for x in (anchor, positive, negative))
-    pos = np.sum((a - p) ** 2, axis=-1)
-    neg = np.sum((a - n) ** 2, axis=-1)
-    basic = pos - neg + alpha
-    pos0, neg0 = np.sum((a - p) ** 2, axis=0), np.sum((a - n) ** 2, axis=0)
-    values = {
-        "mean": np.mean(np.maximum(basic, 0.0)),
-        "no_max": np.sum(basic),
-        "max_of_sum": max(np.sum(basic), 0.0),
-        "no_alpha": np.sum(np.maximum(pos - neg, 0.0)),
-        "minus_alpha": np.sum(np.maximum(pos - neg - alpha, 0.0)),
-        "not_squared": np.sum(np.maximum(np.sqrt(pos) - np.sqrt(neg) + alpha, 0.0)),
-        "mean_over_embedding": np.sum(
-            np.maximum(np.mean((a - p) ** 2, axis=-1) - np.mean((a - n) ** 2, axis=-1) + alpha, 0.0)
-        ),
-        "axis_0": np.sum(np.maximum(pos0 - neg0 + alpha, 0.0)),
-        "axis_none": max(np.sum((a - p) ** 2) - np.sum((a - n) ** 2) + alpha, 0.0),
-        "swapped": np.sum(np.maximum(neg - pos + alpha, 0.0)),
-    }
-    if not np.isclose(alpha, 0.2):
-        values["fixed_alpha"] = _reference(a, p, n, 0.2)
-    return {name: float(value) for name, value in values.items()}
-
-
 def _close(x: float, y: float, atol: float = 1e-4) -> bool:
     return abs(x - y) <= atol + 1e-5 * abs(y)
 
@@ -194,28 +156,62 @@ def _call_loss(triplet_loss: Callable, anchor, positive, negative, alpha=None):
     return call_with_time_limit(triplet_loss, None, y_pred, alpha=alpha)
 
 
-def _expect_loss(triplet_loss, anchor, positive, negative, alpha, situation: str,
-                 atol: float = 1e-4) -> None:
-    """Compare with the reference; on mismatch, say which mistake it looks like."""
-    used_alpha = 0.2 if alpha is None else alpha
-    got = _scalar(_call_loss(triplet_loss, anchor, positive, negative, alpha), "triplet_loss")
-    expected = _reference(anchor, positive, negative, used_alpha)
+# The public cases: {record key: (anchor, positive, negative, alpha or None for the default)}.
+# The grader computes its answers for exactly these inputs; the expected values and
+# the values of the usual mistakes below come from fr_utils/checks/_expected.py.
+_POINT = _f32([[0.1, 0.2, 0.3, 0.4]])
+_BATCH = (
+    _f32([[0, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0]]),  # anchors
+    _f32([[1, 0, 0, 0], [1, 1, 2, 0], [0, 0, 1, 0]]),  # positives: d² = 1, 4, 0
+    _f32([[0, 0.5, 0, 0], [1, 1, 0, 1], [0, 3, 1, 0]]),  # negatives: d² = 0.25, 1, 9
+)
+_AXIS_BATCH = (
+    _f32([[0.1, 0.5, 0.7], [0.7, 0.9, 0.1], [0.5, 0.8, 0.0], [-0.7, -0.3, -0.1]]),
+    _f32([[-0.2, 0.5, -0.9], [-0.5, 0.3, 0.8], [0.4, 0.3, 0.0], [0.8, 0.3, 0.1]]),
+    _f32([[0.7, 0.7, 0.0], [0.8, 0.7, 0.1], [-0.7, -0.9, 0.4], [0.4, -0.6, -0.6]]),
+)  # per-triplet d(a,p)² - d(a,n)² + 0.3: 2.06, 2.54, -3.93, 1.40; every usual mistake differs
+
+LOSS_CASES = {
+    "triplet_loss/perfect": (_f32([[0.5, -0.5, 0.5, -0.5]]), _f32([[0.5, -0.5, 0.5, -0.5]]),
+                             _f32([[0.5, 0.5, 0.5, 0.5]]), None),
+    "triplet_loss/margin/default": (_POINT, _POINT.copy(), _POINT.copy(), None),
+    "triplet_loss/margin/0.5": (_POINT, _POINT.copy(), _POINT.copy(), 0.5),
+    "triplet_loss/max_with_zero": (_f32([[0.0, 0.0, 0.0, 0.0]]), _f32([[1.0, 0.0, 0.0, 0.0]]),
+                                   _f32([[0.0, 2.0, 0.0, 0.0]]), None),
+    "triplet_loss/batch_sum": (*_BATCH, None),
+    "triplet_loss/axis": (*_AXIS_BATCH, 0.3),
+}
+"""The public inputs of the loss checks, by record key."""
+
+
+def _expected(key: str) -> dict:
+    from fr_utils.checks._expected import EXPECTED
+
+    return EXPECTED[key]
+
+
+def _expect_loss(triplet_loss, key: str, situation: str, atol: float = 1e-4) -> None:
+    """Compare with the stored expected value; on mismatch, say which mistake it looks like."""
+    anchor, positive, negative, alpha = LOSS_CASES[key]
+    result = _call_loss(triplet_loss, anchor, positive, negative, alpha)
+    record(key, result)
+    got = _scalar(result, "triplet_loss")
+    data = _expected(key)
+    expected = data["expected"]
     if _close(got, expected, atol):
         return
     how = "with the default alpha (0.2)" if alpha is None else f"with alpha={alpha}"
     message = f"{situation}, {how}: expected {expected:.4f}, got {got:.4f}."
     if got < 0:
         message += "\nA loss is never negative: each triplet's loss is max(..., 0)."
-    message += _diagnosis(got, expected, _mistake_values(anchor, positive, negative, used_alpha), atol)
+    message += _diagnosis(got, expected, data["mistakes"], atol)
     raise AssertionError(message)
 
 
 def check_perfect_triplet(triplet_loss: Callable) -> None:
     """Anchor and positive identical, negative at squared distance 2: loss 0."""
-    anchor = _f32([[0.5, -0.5, 0.5, -0.5]])
-    negative = _f32([[0.5, 0.5, 0.5, 0.5]])
     _expect_loss(
-        triplet_loss, anchor, anchor.copy(), negative, None,
+        triplet_loss, "triplet_loss/perfect",
         "Perfect triplet (anchor == positive, the negative at squared distance 2.0, "
         "well beyond the margin): its loss must be 0",
     )
@@ -223,10 +219,9 @@ def check_perfect_triplet(triplet_loss: Callable) -> None:
 
 def check_margin_only(triplet_loss: Callable) -> None:
     """Anchor, positive and negative identical: both distances are 0, the loss is alpha."""
-    point = _f32([[0.1, 0.2, 0.3, 0.4]])
-    for alpha in (None, 0.5):
+    for key in ("triplet_loss/margin/default", "triplet_loss/margin/0.5"):
         _expect_loss(
-            triplet_loss, point, point.copy(), point.copy(), alpha,
+            triplet_loss, key,
             "anchor == positive == negative: both distances are 0, so the loss is "
             "exactly the margin alpha",
         )
@@ -235,56 +230,46 @@ def check_margin_only(triplet_loss: Callable) -> None:
 def check_max_with_zero(triplet_loss: Callable) -> None:
     """An easy triplet (negative much farther than the positive) costs 0, not less."""
     _expect_loss(
-        triplet_loss,
-        _f32([[0.0, 0.0, 0.0, 0.0]]),
-        _f32([[1.0, 0.0, 0.0, 0.0]]),
-        _f32([[0.0, 2.0, 0.0, 0.0]]),
-        None,
+        triplet_loss, "triplet_loss/max_with_zero",
         "Easy triplet, d(a,p)² = 1 and d(a,n)² = 4, so d(a,p)² - d(a,n)² + 0.2 = -2.8: "
         "its loss is max(-2.8, 0) = 0",
     )
 
 
-_BATCH = (
-    _f32([[0, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0]]),  # anchors
-    _f32([[1, 0, 0, 0], [1, 1, 2, 0], [0, 0, 1, 0]]),  # positives: d² = 1, 4, 0
-    _f32([[0, 0.5, 0, 0], [1, 1, 0, 1], [0, 3, 1, 0]]),  # negatives: d² = 0.25, 1, 9
-)
-
-
 def check_batch_sum(triplet_loss: Callable) -> None:
     """Three triplets whose losses are 0.95, 3.2 and 0 (an easy one): the sum, 4.15."""
-    per_triplet = _per_triplet(*_BATCH, 0.2)
+    per_triplet = _expected("triplet_loss/batch_sum")["per_triplet"]
     _expect_loss(
-        triplet_loss, *_BATCH, None,
+        triplet_loss, "triplet_loss/batch_sum",
         "A batch of 3 triplets whose own losses are "
         + ", ".join(f"{x:.2f}" for x in per_triplet)
         + ": the loss of the batch is their sum",
     )
 
 
-_AXIS_BATCH = (
-    _f32([[0.1, 0.5, 0.7], [0.7, 0.9, 0.1], [0.5, 0.8, 0.0], [-0.7, -0.3, -0.1]]),
-    _f32([[-0.2, 0.5, -0.9], [-0.5, 0.3, 0.8], [0.4, 0.3, 0.0], [0.8, 0.3, 0.1]]),
-    _f32([[0.7, 0.7, 0.0], [0.8, 0.7, 0.1], [-0.7, -0.9, 0.4], [0.4, -0.6, -0.6]]),
-)  # per-triplet d(a,p)² - d(a,n)² + 0.3: 2.06, 2.54, -3.93, 1.40; every usual mistake differs
-
-
 def check_axis(triplet_loss: Callable) -> None:
     """4 triplets of 3-dimensional embeddings (so the axes cannot be confused)."""
     _expect_loss(
-        triplet_loss, *_AXIS_BATCH, 0.3,
+        triplet_loss, "triplet_loss/axis",
         "4 triplets of dimension 3 (shape (4, 3): rows are examples, columns are "
         "embedding dimensions)",
     )
 
 
-def check_returns_tensor(triplet_loss: Callable) -> None:
-    """The loss is a scalar ``tf.Tensor`` and gradients flow back to the anchor."""
-    anchor, positive, negative = (tf.constant(x) for x in _BATCH)
+def _loss_and_gradient(triplet_loss: Callable, anchor, positive, negative, *args, **kwargs):
+    """The loss of a batch, and its gradient with respect to the anchors (None if none flows)."""
+    anchor, positive, negative = (tf.constant(x) for x in (anchor, positive, negative))
     with tf.GradientTape() as tape:
         tape.watch(anchor)
-        result = call_with_time_limit(triplet_loss, None, (anchor, positive, negative))
+        result = call_with_time_limit(triplet_loss, None, (anchor, positive, negative), *args, **kwargs)
+    gradient = tape.gradient(result, anchor) if tf.is_tensor(result) else None
+    return result, gradient
+
+
+def check_returns_tensor(triplet_loss: Callable) -> None:
+    """The loss is a scalar ``tf.Tensor`` and gradients flow back to the anchor."""
+    result, gradient = _loss_and_gradient(triplet_loss, *_BATCH)
+    record("triplet_loss/returns_tensor", {"loss": result, "gradient": gradient})
     if not tf.is_tensor(result):
         kind = f"{type(result).__module__}.{type(result).__name__}"
         raise AssertionError(
@@ -298,7 +283,6 @@ def check_returns_tensor(triplet_loss: Callable) -> None:
             f"triplet_loss returned a tensor of shape {tuple(result.shape)}; the loss "
             "must be a scalar (shape ()): sum the per-triplet losses over the batch."
         )
-    gradient = tape.gradient(result, anchor)
     if gradient is None:
         raise AssertionError(
             "No gradient flows from your loss back to the anchor: the result was "
@@ -318,9 +302,9 @@ def check_seeded_value(triplet_loss: Callable) -> float:
 
     Returns the value your function gave."""
     anchor, positive, negative = seeded_triplets()
-    got = _scalar(
-        call_with_time_limit(triplet_loss, None, (anchor, positive, negative)), "triplet_loss"
-    )
+    result = call_with_time_limit(triplet_loss, None, (anchor, positive, negative))
+    record("triplet_loss/seeded", result)
+    got = _scalar(result, "triplet_loss")
     if abs(got - SEEDED_EXPECTED) <= _SEEDED_ATOL:
         return got
     message = (
@@ -328,8 +312,8 @@ def check_seeded_value(triplet_loss: Callable) -> float:
         f"negative ~ N(3, 4), shape (3, 128), seed=1 each): expected {SEEDED_EXPECTED:.4f}, "
         f"got {got:.4f}."
     )
-    mistakes = _mistake_values(anchor.numpy(), positive.numpy(), negative.numpy(), 0.2)
-    message += _diagnosis(got, SEEDED_EXPECTED, mistakes, atol=_SEEDED_ATOL)
+    message += _diagnosis(got, SEEDED_EXPECTED, _expected("triplet_loss/seeded")["mistakes"],
+                          atol=_SEEDED_ATOL)
     raise AssertionError(message)
 
 
@@ -338,25 +322,35 @@ def check_triplet_loss_runs(triplet_loss: Callable) -> None:
     _scalar(_call_loss(triplet_loss, *_BATCH), "triplet_loss")
 
 
+def random_triplets(seed: int, m: int, d: int, scale: float = 1.0) -> tuple[np.ndarray, ...]:
+    """Anchors, positives and negatives of shape (m, d), float32, ``scale`` * N(0, 1)."""
+    rng = np.random.default_rng(seed)
+    return tuple((scale * rng.standard_normal((m, d))).astype(np.float32) for _ in range(3))
+
+
+def record_loss_cases(triplet_loss: Callable, cases) -> None:
+    """Call ``triplet_loss`` on random batches and record what it returns, for the grader.
+
+    ``cases``: ``(how, seed, m, d, alpha, scale)`` tuples; ``how`` is "keyword" (alpha=...),
+    "positional" (alpha as the third argument) or "gradient" (also the gradient with
+    respect to the anchors).  Decides nothing: the grader compares the records."""
+    for how, seed, m, d, alpha, scale in cases:
+        anchor, positive, negative = random_triplets(seed, m, d, scale)
+        key = f"triplet_loss/{how}/{seed}"
+        if how == "gradient":
+            result, gradient = _loss_and_gradient(triplet_loss, anchor, positive, negative, alpha=alpha)
+            record(key, {"loss": result, "gradient": gradient})
+        elif how == "positional":
+            record(key, call_with_time_limit(
+                triplet_loss, None, [tf.constant(x) for x in (anchor, positive, negative)], alpha))
+        else:
+            record(key, call_with_time_limit(
+                triplet_loss, None, [tf.constant(x) for x in (anchor, positive, negative)], alpha=alpha))
+
+
 # --------------------------------------------------------------------------
 # Exercise 2: semi_hard_negatives
 # --------------------------------------------------------------------------
-
-
-def _squared_distances(anchor, positive, negatives):
-    a, p, n = (np.asarray(x, dtype=np.float64) for x in (anchor, positive, negatives))
-    d_ap = np.sum((a - p) ** 2, axis=-1)  # (m,)
-    d_an = np.sum((a[:, None, :] - n[None, :, :]) ** 2, axis=-1)  # (m, k)
-    return d_ap, d_an
-
-
-def _semi_hard_reference(anchor, positive, negatives, alpha: float, squared: bool = True) -> np.ndarray:
-    d_ap, d_an = _squared_distances(anchor, positive, negatives)
-    if not squared:
-        d_ap, d_an = np.sqrt(d_ap), np.sqrt(d_an)
-    inside = (d_an > d_ap[:, None]) & (d_an < d_ap[:, None] + alpha)
-    masked = np.where(inside, d_an, np.inf)
-    return np.where(inside.any(axis=1), masked.argmin(axis=1), -1)
 
 
 def _indices(result, m: int, name: str) -> np.ndarray:
@@ -420,63 +414,67 @@ def _explain_row(row: int, got: int, want: int, d_ap: float, d_an: np.ndarray,
     return head + text
 
 
-def _expect_indices(semi_hard_negatives: Callable, anchor, positive, negatives, alpha,
-                    situation: str) -> None:
-    used_alpha = 0.2 if alpha is None else alpha
-    args = (tf.constant(anchor), tf.constant(positive), tf.constant(negatives))
-    kwargs = {} if alpha is None else {"alpha": alpha}
-    result = call_with_time_limit(semi_hard_negatives, *args, **kwargs)
-    got = _indices(result, len(anchor), "semi_hard_negatives")
-    want = _semi_hard_reference(anchor, positive, negatives, used_alpha)
-    if np.array_equal(got, want):
-        return
-    d_ap, d_an = _squared_distances(anchor, positive, negatives)
-    plain = _semi_hard_reference(anchor, positive, negatives, used_alpha, squared=False)
-    how = "default alpha (0.2)" if alpha is None else f"alpha={alpha}"
-    lines = [f"{situation}, {how}: expected {want.tolist()}, got {got.tolist()}."]
-    for row in np.flatnonzero(got != want):
-        lines.append(_explain_row(int(row), int(got[row]), int(want[row]), float(d_ap[row]),
-                                  d_an[row], used_alpha, int(plain[row])))
-    if alpha is not None and np.array_equal(
-        got, _semi_hard_reference(anchor, positive, negatives, 0.2)
-    ):
-        lines.append("This is the answer for alpha=0.2: use the alpha argument.")
-    raise AssertionError("\n".join(lines))
-
-
 _ONE_ANCHOR = (_f32([[0.0, 0.0]]), _f32([[1.0, 0.0]]))  # d(a,p)² = 1
-
-
-def check_semi_hard_single(semi_hard_negatives: Callable) -> None:
-    """One anchor, d(a,p)² = 1, five negatives: easy, semi-hard, hard, semi-hard, easy."""
-    negatives = _f32([[2.0, 0.0], [0.0, 1.09], [0.5, 0.0], [1.05, 0.0], [3.0, 0.0]])
-    _expect_indices(
-        semi_hard_negatives, *_ONE_ANCHOR, negatives, None,
-        "One anchor with d(a,p)² = 1 and negatives at d(a,n)² = 4, 1.1881, 0.25, 1.1025, 9",
-    )
-
-
-def check_no_semi_hard(semi_hard_negatives: Callable) -> None:
-    """No negative inside the band: the answer is -1."""
-    negatives = _f32([[0.0, 2.0], [0.5, 0.0], [3.0, 0.0]])
-    _expect_indices(
-        semi_hard_negatives, *_ONE_ANCHOR, negatives, None,
-        "One anchor with d(a,p)² = 1 and negatives at d(a,n)² = 4, 0.25, 9 (none in the "
-        "band 1 < d(a,n)² < 1.2)",
-    )
-
-
 _THREE_ANCHORS = (
     _f32([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]),
     _f32([[1.0, 0.0], [10.0, 0.5], [0.0, 12.0]]),  # d(a,p)² = 1, 0.25, 4
     _f32([[1.1, 0.0], [10.6, 0.0], [0.0, 7.8], [1.2, 0.3], [10.0, -0.3], [0.9, 0.9]]),
 )
 
+SEMI_HARD_CASES = {
+    "semi_hard/single": (*_ONE_ANCHOR,
+                         _f32([[2.0, 0.0], [0.0, 1.09], [0.5, 0.0], [1.05, 0.0], [3.0, 0.0]]), None),
+    "semi_hard/none": (*_ONE_ANCHOR, _f32([[0.0, 2.0], [0.5, 0.0], [3.0, 0.0]]), None),
+    "semi_hard/batch": (*_THREE_ANCHORS, 0.5),
+}
+"""The public inputs of the semi-hard checks, by record key (alpha None: the default)."""
+
+
+def _expect_indices(semi_hard_negatives: Callable, key: str, situation: str) -> None:
+    anchor, positive, negatives, alpha = SEMI_HARD_CASES[key]
+    used_alpha = 0.2 if alpha is None else alpha
+    args = (tf.constant(anchor), tf.constant(positive), tf.constant(negatives))
+    kwargs = {} if alpha is None else {"alpha": alpha}
+    result = call_with_time_limit(semi_hard_negatives, *args, **kwargs)
+    record(key, result)
+    got = _indices(result, len(anchor), "semi_hard_negatives")
+    data = _expected(key)
+    want = np.asarray(data["expected"], dtype=np.int64)
+    if np.array_equal(got, want):
+        return
+    d_ap, d_an = np.asarray(data["d_ap"]), np.asarray(data["d_an"])
+    plain = data["plain_distances"]
+    how = "default alpha (0.2)" if alpha is None else f"alpha={alpha}"
+    lines = [f"{situation}, {how}: expected {want.tolist()}, got {got.tolist()}."]
+    for row in np.flatnonzero(got != want):
+        lines.append(_explain_row(int(row), int(got[row]), int(want[row]), float(d_ap[row]),
+                                  d_an[row], used_alpha, int(plain[row])))
+    if alpha is not None and np.array_equal(got, data["default_alpha"]):
+        lines.append("This is the answer for alpha=0.2: use the alpha argument.")
+    raise AssertionError("\n".join(lines))
+
+
+def check_semi_hard_single(semi_hard_negatives: Callable) -> None:
+    """One anchor, d(a,p)² = 1, five negatives: easy, semi-hard, hard, semi-hard, easy."""
+    _expect_indices(
+        semi_hard_negatives, "semi_hard/single",
+        "One anchor with d(a,p)² = 1 and negatives at d(a,n)² = 4, 1.1881, 0.25, 1.1025, 9",
+    )
+
+
+def check_no_semi_hard(semi_hard_negatives: Callable) -> None:
+    """No negative inside the band: the answer is -1."""
+    _expect_indices(
+        semi_hard_negatives, "semi_hard/none",
+        "One anchor with d(a,p)² = 1 and negatives at d(a,n)² = 4, 0.25, 9 (none in the "
+        "band 1 < d(a,n)² < 1.2)",
+    )
+
 
 def check_semi_hard_batch(semi_hard_negatives: Callable) -> None:
     """Three anchors, alpha=0.5; row i of `positive` goes with row i of `anchor`."""
     _expect_indices(
-        semi_hard_negatives, *_THREE_ANCHORS, 0.5,
+        semi_hard_negatives, "semi_hard/batch",
         "Three anchors (d(a,p)² = 1, 0.25, 4) and six shared negatives",
     )
 
@@ -488,3 +486,27 @@ def check_semi_hard_runs(semi_hard_negatives: Callable) -> None:
         semi_hard_negatives, tf.constant(anchor), tf.constant(positive), tf.constant(negatives)
     )
     _indices(result, len(anchor), "semi_hard_negatives")
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def random_semi_hard_inputs(seed: int, m: int, k: int, d: int) -> tuple[np.ndarray, ...]:
+    """m anchors, their positives (near them) and k negatives: unit vectors, float32."""
+    rng = np.random.default_rng(seed)
+    anchor = _unit(rng.standard_normal((m, d))).astype(np.float32)
+    positive = _unit(anchor + 0.8 * rng.standard_normal((m, d)) / np.sqrt(d)).astype(np.float32)
+    negatives = _unit(rng.standard_normal((k, d))).astype(np.float32)
+    return anchor, positive, negatives
+
+
+def record_semi_hard_cases(semi_hard_negatives: Callable, cases) -> None:
+    """Call ``semi_hard_negatives`` on random embeddings and record what it returns.
+
+    ``cases``: ``(seed, m, k, d, alpha)`` tuples.  Decides nothing: the grader compares."""
+    for seed, m, k, d, alpha in cases:
+        anchor, positive, negatives = random_semi_hard_inputs(seed, m, k, d)
+        record(f"semi_hard/{seed}", call_with_time_limit(
+            semi_hard_negatives, tf.constant(anchor), tf.constant(positive), tf.constant(negatives),
+            alpha=alpha))

@@ -27,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 
+from fr_utils.checks._record import record
 from fr_utils.checks._runner import call_with_time_limit
 
 # --------------------------------------------------------------------------
@@ -34,14 +35,24 @@ from fr_utils.checks._runner import call_with_time_limit
 # --------------------------------------------------------------------------
 
 
-def far_1_to_k_reference(far_1_to_1: float, k: int) -> float:
-    """The chance that a stranger is accepted by at least one of ``k`` independent
-    comparisons, each with false-accept rate ``far_1_to_1``: 1 - (1 - far)^k.
+FAR_CASES = {
+    "far/one_person/0.01": (0.01, 1),
+    "far/one_person/0.25": (0.25, 1),
+    "far/two_people": (0.1, 2),
+    "far/many/1e-4": (1e-4, 10_000),
+    "far/many/1e-3": (1e-3, 50),
+    "far/nobody": (0.05, 0),
+    "far/never_accepts": (0.0, 1000),
+    "far/always_accepts": (1.0, 3),
+}
+"""The public inputs of the false-accept checks, by record key: (far_1_to_1, k).  Their
+expected values and the values of the usual mistakes are in fr_utils/checks/_expected.py."""
 
-    Computed as ``-expm1(k * log1p(-far))`` so that it stays exact for tiny rates."""
-    if far_1_to_1 >= 1.0:
-        return 1.0 if k > 0 else 0.0
-    return float(-math.expm1(k * math.log1p(-far_1_to_1)))
+
+def _expected(key: str) -> dict:
+    from fr_utils.checks._expected import EXPECTED
+
+    return EXPECTED[key]
 
 
 _FAR_HINTS = {
@@ -77,20 +88,6 @@ _FAR_HINTS = {
 }
 
 
-def _far_mistakes(far: float, k: int) -> dict[str, float]:
-    values = {
-        "times_k": far * k,
-        "none_accept": (1.0 - far) ** k,
-        "all_accept": far ** k,
-        "one_minus_far_k": 1.0 - far ** k,
-        "percent": 100.0 * far_1_to_k_reference(far, k),
-    }
-    if k >= 1:
-        values["k_minus_1"] = far_1_to_k_reference(far, k - 1)
-    values["k_plus_1"] = far_1_to_k_reference(far, k + 1)
-    return values
-
-
 def _close(got: float, want: float, rtol: float = 1e-6, atol: float = 1e-12) -> bool:
     return abs(got - want) <= atol + rtol * abs(want)
 
@@ -113,15 +110,19 @@ def _number(result, name: str) -> float:
     return value
 
 
-def _expect_far(function: Callable, far: float, k: int, situation: str) -> None:
-    got = _number(call_with_time_limit(function, far, k), "false_accept_rate_1_to_k")
-    want = far_1_to_k_reference(far, k)
+def _expect_far(function: Callable, key: str, situation: str) -> None:
+    far, k = FAR_CASES[key]
+    result = call_with_time_limit(function, far, k)
+    record(key, result)
+    got = _number(result, "false_accept_rate_1_to_k")
+    data = _expected(key)
+    want = data["expected"]
     if _close(got, want):
         return
     lines = [f"{situation} (far_1_to_1={far:g}, k={k}): expected {want:.6g}, got {got:.6g}."]
     if got > 1.0 or got < 0.0:
         lines.append("A rate is a probability: it lies between 0 and 1.")
-    hints = [_FAR_HINTS[name] for name, value in _far_mistakes(far, k).items()
+    hints = [_FAR_HINTS[name] for name, value in data["mistakes"].items()
              if _close(got, value) and not _close(value, want)]
     if len(hints) == 1:
         lines.append("Likely cause: " + hints[0])
@@ -132,33 +133,33 @@ def _expect_far(function: Callable, far: float, k: int, situation: str) -> None:
 
 def check_far_one_person(false_accept_rate_1_to_k: Callable) -> None:
     """One person enrolled: the system's false-accept rate is the comparison's."""
-    for far in (0.01, 0.25):
-        _expect_far(false_accept_rate_1_to_k, far, 1,
+    for key in ("far/one_person/0.01", "far/one_person/0.25"):
+        _expect_far(false_accept_rate_1_to_k, key,
                     "One person enrolled: one comparison, so the rate is unchanged")
 
 
 def check_far_two_people(false_accept_rate_1_to_k: Callable) -> None:
     """Two people, FAR 0.1 each: 1 - 0.9 * 0.9 = 0.19."""
-    _expect_far(false_accept_rate_1_to_k, 0.1, 2,
+    _expect_far(false_accept_rate_1_to_k, "far/two_people",
                 "Two people enrolled, each comparison falsely accepts 10% of strangers: "
                 "the stranger gets in unless both comparisons reject, 1 - 0.9 * 0.9")
 
 
 def check_far_many_people(false_accept_rate_1_to_k: Callable) -> None:
     """FAR 1e-4 per comparison and 10,000 people: about 63% of strangers get in."""
-    _expect_far(false_accept_rate_1_to_k, 1e-4, 10_000,
+    _expect_far(false_accept_rate_1_to_k, "far/many/1e-4",
                 "10,000 people enrolled at a per-comparison rate of 1 in 10,000")
-    _expect_far(false_accept_rate_1_to_k, 1e-3, 50,
+    _expect_far(false_accept_rate_1_to_k, "far/many/1e-3",
                 "50 people enrolled at a per-comparison rate of 1 in 1,000")
 
 
 def check_far_edge_cases(false_accept_rate_1_to_k: Callable) -> None:
     """Nobody enrolled (K = 0), a comparison that never and one that always accepts."""
-    _expect_far(false_accept_rate_1_to_k, 0.05, 0,
+    _expect_far(false_accept_rate_1_to_k, "far/nobody",
                 "Nobody enrolled (K = 0): there is nobody to be mistaken for")
-    _expect_far(false_accept_rate_1_to_k, 0.0, 1000,
+    _expect_far(false_accept_rate_1_to_k, "far/never_accepts",
                 "A comparison that never accepts a stranger")
-    _expect_far(false_accept_rate_1_to_k, 1.0, 3,
+    _expect_far(false_accept_rate_1_to_k, "far/always_accepts",
                 "A comparison that accepts everyone")
 
 
@@ -172,17 +173,15 @@ def check_far_runs(false_accept_rate_1_to_k: Callable) -> None:
 # --------------------------------------------------------------------------
 
 
-def max_enrolled_reference(far_1_to_1: float, budget: float) -> int:
-    """The largest K whose system FAR, 1 - (1 - far)^K, stays within ``budget``.
-
-    For 0 < far < 1 and 0 <= budget < 1: floor(log(1 - budget) / log(1 - far)),
-    corrected by one step where rounding puts the ratio on the wrong side of an integer."""
-    k = math.floor(math.log1p(-budget) / math.log1p(-far_1_to_1))
-    while far_1_to_k_reference(far_1_to_1, k + 1) <= budget:
-        k += 1
-    while k > 0 and far_1_to_k_reference(far_1_to_1, k) > budget:
-        k -= 1
-    return k
+MAX_ENROLLED_CASES = {
+    "max_enrolled/small/0.2": (0.1, 0.2),
+    "max_enrolled/small/0.27": (0.1, 0.27),
+    "max_enrolled/office": (1e-3, 0.1),
+    "max_enrolled/cheaper_camera": (2e-3, 0.1),
+    "max_enrolled/stricter": (1e-5, 0.01),
+    "max_enrolled/below_far": (0.05, 0.01),
+}
+"""The public inputs of the max_enrolled checks, by record key: (far_1_to_1, budget)."""
 
 
 def _integer(result, name: str) -> int:
@@ -195,22 +194,30 @@ def _integer(result, name: str) -> int:
     return int(value)
 
 
-def _expect_max(function: Callable, far: float, budget: float, situation: str) -> None:
-    got = _integer(call_with_time_limit(function, far, budget), "max_enrolled")
-    want = max_enrolled_reference(far, budget)
+def _expect_max(function: Callable, key: str, situation: str) -> None:
+    far, budget = MAX_ENROLLED_CASES[key]
+    result = call_with_time_limit(function, far, budget)
+    record(key, result)
+    got = _integer(result, "max_enrolled")
+    data = _expected(key)
+    want, far_at = data["expected"], data["far_at"]
     if got == want:
         return
     lines = [f"{situation} (far_1_to_1={far:g}, budget={budget:g}): expected {want}, got {got}."]
-    if got > want:
+    if got > want and str(got) in far_at:
         lines.append(
             f"With {got} people the system's FAR is 1 - (1 - {far:g})^{got} = "
-            f"{far_1_to_k_reference(far, got):.6g}, above the budget {budget:g}."
+            f"{far_at[str(got)]:.6g}, above the budget {budget:g}."
         )
-    elif got >= 0:
+    elif got > want:
+        lines.append(f"With {got} people the system's FAR is above the budget {budget:g}.")
+    elif got >= 0 and str(got + 1) in far_at:
         lines.append(
             f"{got + 1} people still fit: 1 - (1 - {far:g})^{got + 1} = "
-            f"{far_1_to_k_reference(far, got + 1):.6g} <= {budget:g}."
+            f"{far_at[str(got + 1)]:.6g} <= {budget:g}."
         )
+    elif got >= 0:
+        lines.append(f"{got + 1} people still fit within the budget {budget:g}.")
     linear = budget / far
     if got in (math.floor(linear), round(linear)) and want != got:
         lines.append(
@@ -229,22 +236,54 @@ def _expect_max(function: Callable, far: float, budget: float, situation: str) -
 
 def check_max_enrolled_small(max_enrolled: Callable) -> None:
     """FAR 0.1: one person gives 0.1, two give 0.19, three give 0.271."""
-    _expect_max(max_enrolled, 0.1, 0.2, "FAR 0.1 per comparison, budget 0.2")
-    _expect_max(max_enrolled, 0.1, 0.27, "FAR 0.1 per comparison, budget 0.27 (three people give 0.271)")
+    _expect_max(max_enrolled, "max_enrolled/small/0.2", "FAR 0.1 per comparison, budget 0.2")
+    _expect_max(max_enrolled, "max_enrolled/small/0.27", "FAR 0.1 per comparison, budget 0.27 (three people give 0.271)")
 
 
 def check_max_enrolled_door(max_enrolled: Callable) -> None:
     """FAR 1e-3 per comparison and a 10% budget: 105 people (106 give 0.1006)."""
-    _expect_max(max_enrolled, 1e-3, 0.1, "An office door: FAR 1 in 1,000, at most 10% of strangers in")
-    _expect_max(max_enrolled, 2e-3, 0.1, "A cheaper camera: FAR 1 in 500, at most 10% of strangers in")
-    _expect_max(max_enrolled, 1e-5, 0.01, "A stricter door: FAR 1 in 100,000, at most 1% of strangers in")
+    _expect_max(max_enrolled, "max_enrolled/office", "An office door: FAR 1 in 1,000, at most 10% of strangers in")
+    _expect_max(max_enrolled, "max_enrolled/cheaper_camera", "A cheaper camera: FAR 1 in 500, at most 10% of strangers in")
+    _expect_max(max_enrolled, "max_enrolled/stricter", "A stricter door: FAR 1 in 100,000, at most 1% of strangers in")
 
 
 def check_max_enrolled_budget_below_far(max_enrolled: Callable) -> None:
     """A budget smaller than one comparison's FAR: not even one person fits."""
-    _expect_max(max_enrolled, 0.05, 0.01, "The budget is below the rate of a single comparison")
+    _expect_max(max_enrolled, "max_enrolled/below_far", "The budget is below the rate of a single comparison")
 
 
 def check_max_enrolled_runs(max_enrolled: Callable) -> None:
     """Only that the function can be called and returns a whole number."""
     _integer(call_with_time_limit(max_enrolled, 0.01, 0.1), "max_enrolled")
+
+
+# --------------------------------------------------------------------------
+# Hidden cases: what the functions return is recorded; the grader judges it
+# --------------------------------------------------------------------------
+
+
+def record_far_cases(false_accept_rate_1_to_k: Callable, cases) -> None:
+    """Record ``false_accept_rate_1_to_k`` on ``(how, far_1_to_1, k)`` cases: ``how`` is
+    "keyword", "positional", "numpy" (NumPy scalars, by position) or "sweep" (k = 0, 7,
+    14, ... below ``k``, one list).  Decides nothing: the grader compares the records."""
+    for index, (how, far, k) in enumerate(cases):
+        key = f"far/{how}/{index}"
+        if how == "sweep":
+            record(key, [call_with_time_limit(false_accept_rate_1_to_k, far, j) for j in range(0, k, 7)])
+        elif how == "numpy":
+            record(key, call_with_time_limit(false_accept_rate_1_to_k, np.float64(far), np.int64(k)))
+        elif how == "positional":
+            record(key, call_with_time_limit(false_accept_rate_1_to_k, far, k))
+        else:
+            record(key, call_with_time_limit(false_accept_rate_1_to_k, far_1_to_1=far, k=k))
+
+
+def record_max_enrolled_cases(max_enrolled: Callable, cases) -> None:
+    """Record ``max_enrolled`` on ``(how, far_1_to_1, budget)`` cases ("keyword" or
+    "positional").  Decides nothing: the grader compares the records."""
+    for index, (how, far, budget) in enumerate(cases):
+        if how == "positional":
+            result = call_with_time_limit(max_enrolled, far, budget)
+        else:
+            result = call_with_time_limit(max_enrolled, far_1_to_1=far, budget=budget)
+        record(f"max_enrolled/{how}/{index}", result)

@@ -1,0 +1,116 @@
+"""Grading decisions out of the students' reach, through the real nbgrader cycle.
+
+The decision half of the attack corpus (tests/attack_submissions.py,
+DECISION_ATTACKS): numpy's comparisons monkeypatched, an input transformer that
+blanks the later test cells, the expected value read from the test's frame,
+the checks' reference called, and submissions that print their callers'
+source or the instructor's notebook.  One course per assignment, every
+submission autograded in ONE ``nbgrader autograde`` call: each attack ends
+with its honest score (0 for the cells it tried to cheat), the honest
+submissions keep full marks, and no feedback shows a line of a hidden test.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from attack_submissions import DECISION_ATTACKS
+from nbgrader_helpers import (
+    HIDDEN_BEGIN,
+    HIDDEN_END,
+    Course,
+    cell_by_id,
+    error_outputs,
+    grade_cells,
+    html_text,
+    marked_lines,
+    solution_code,
+    with_sources,
+)
+
+pytestmark = pytest.mark.slow
+
+CELL_TIMEOUT_S = 60
+
+TRIPLET = "triplet_loss"
+LOSS_TESTS = {"triplet_loss_single", "triplet_loss_batch", "triplet_loss_seeded", "triplet_loss_hidden"}
+SEMI_TESTS = {"semi_hard_public", "semi_hard_hidden"}
+MEAN_FAILS = {"triplet_loss_batch", "triplet_loss_seeded", "triplet_loss_hidden"}  # the mean's honest score
+
+# {attack: the test cells that must score 0}; every other test cell keeps its points.
+HONEST_ZEROS = {
+    "numpy-comparisons-patched": MEAN_FAILS,
+    "input-transformer-blanks-tests": LOSS_TESTS | SEMI_TESTS,  # a blanked test records nothing
+    "expected-value-from-frame": LOSS_TESTS,
+    "reference-called": SEMI_TESTS,
+    "prints-callers-source": set(),
+    "prints-instructor-notebook": set(),
+}
+SOLUTION_CELLS = {TRIPLET: ("triplet_loss_solution", "semi_hard_solution")}
+
+
+def _assignment_attacks(solution_cells) -> dict[str, tuple[str, str]]:
+    return {name: (cell, code) for name, cell, code in DECISION_ATTACKS if cell in solution_cells}
+
+
+@pytest.fixture(scope="module")
+def triplet_cycle(tmp_path_factory):
+    course = Course.create(tmp_path_factory.mktemp("decisions"), TRIPLET)
+    course.generate_assignment()
+    source, release = course.read_source(TRIPLET), course.read_release(TRIPLET)
+    solutions = {cell: solution_code(cell_by_id(source, cell).source) for cell in SOLUTION_CELLS[TRIPLET]}
+    attacks = _assignment_attacks(SOLUTION_CELLS[TRIPLET])
+    assert set(attacks) == set(HONEST_ZEROS)
+    course.submit("honest", TRIPLET, with_sources(release, solutions))
+    for name, (cell, code) in attacks.items():
+        course.submit(name, TRIPLET, with_sources(release, {**solutions, cell: code}))
+    course.autograde(f"--Execute.timeout={CELL_TIMEOUT_S}")
+    course.generate_feedback()
+    return {"course": course, "source": source, "scores": course.scores(TRIPLET),
+            "max": grade_cells(source), "students": ["honest", *attacks]}
+
+
+def _zeros(cycle, student) -> set[str]:
+    scores, top = cycle["scores"][student], cycle["max"]
+    assert set(scores) == set(top)
+    partial = {cell for cell in top if 0 < scores[cell] < top[cell]}
+    assert not partial, f"{student}: partial credit on {partial}"
+    return {cell for cell in top if scores[cell] == 0}
+
+
+def test_honest_submission_keeps_full_marks(triplet_cycle):
+    assert _zeros(triplet_cycle, "honest") == set()
+    assert sum(triplet_cycle["scores"]["honest"].values()) == 12
+
+
+@pytest.mark.parametrize("attack", sorted(HONEST_ZEROS))
+def test_attack_ends_with_its_honest_score(triplet_cycle, attack):
+    assert _zeros(triplet_cycle, attack) == HONEST_ZEROS[attack]
+
+
+def test_the_grader_says_why_a_cell_failed(triplet_cycle):
+    course = triplet_cycle["course"]
+    patched = course.read_autograded("numpy-comparisons-patched", TRIPLET)
+    hidden = error_outputs(cell_by_id(patched, "triplet_loss_hidden"))
+    assert hidden and hidden[0]["ename"] == "GradingError"
+    assert hidden[0]["evalue"].startswith("Hidden test: 5 random triplets of dimension 2")
+    assert "expected" not in hidden[0]["evalue"]  # a hidden case never shows its answer
+    blanked = course.read_autograded("input-transformer-blanks-tests", TRIPLET)
+    assert "no result was recorded" in error_outputs(cell_by_id(blanked, "semi_hard_public"))[0]["evalue"]
+    called = course.read_autograded("reference-called", TRIPLET)
+    assert "_semi_hard_reference" in error_outputs(cell_by_id(called, "semi_hard_public"))[0]["evalue"]
+
+
+def test_no_feedback_shows_a_hidden_line(triplet_cycle):
+    course, source = triplet_cycle["course"], triplet_cycle["source"]
+    hidden = marked_lines(source, HIDDEN_BEGIN, HIDDEN_END)
+    assert len(hidden) > 10
+    for student in triplet_cycle["students"]:
+        text = html_text(course.feedback_path(student, TRIPLET))
+        leaked = [line for line in hidden if line in text]
+        assert not leaked, f"{student}'s feedback shows hidden lines: {leaked[:3]}"
+    # the attacks really printed them into the graded notebooks
+    for student in ("prints-callers-source", "prints-instructor-notebook"):
+        graded = course.read_autograded(student, TRIPLET)
+        printed = "\n".join(str(cell.get("outputs", "")) for cell in graded.cells)
+        assert any(line in printed for line in hidden), f"{student} printed no hidden line"

@@ -1,0 +1,228 @@
+"""The grading decisions made outside the kernel (grader/), without nbgrader: fast.
+
+The graded cells of the instructor notebooks run here in-process on the
+learners' functions of tests/*_submissions.py, their records are collected as
+the kernel would write them, and grader.decide.judge_cell decides: correct
+styles pass every cell, each usual mistake fails the cells that the real
+nbgrader cycle (tests/test_autograde_*.py) says it fails.  Also: the public
+checks' stored data equal the grader's references, the hidden cells' literals
+equal grader.cases, and no reference is importable from fr_utils.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fr_utils.checks import _record
+from grader import cases as grader_cases
+from grader import expected as grader_expected
+from grader.decide import judge_cell
+from grader.records import MIME, Malformed, decode
+from nbgrader_helpers import HIDDEN_BEGIN, HIDDEN_END, REPO, cell_by_id, read_notebook, regions
+
+TRIPLET = REPO / "notebooks" / "triplet_loss" / "triplet_loss.ipynb"
+VERIFICATION = REPO / "notebooks" / "verification_recognition" / "verification_recognition.ipynb"
+
+
+def compile_function(source: str, name: str, namespace: dict | None = None):
+    namespace = {"tf": tf, "np": np, **(namespace or {})}
+    exec(compile(source, f"<{name}>", "exec"), namespace)
+    return namespace[name]
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """Records written by the checks, as display_data outputs, in a list."""
+    outputs: list[dict] = []
+    monkeypatch.setenv(_record.ENV_FLAG, "1")
+    monkeypatch.setattr(_record, "_display", lambda bundle: outputs.append(
+        {"output_type": "display_data", "data": bundle, "metadata": {}}))
+    return outputs
+
+
+def run_graded_cell(source: str, namespace: dict, outputs: list) -> list[str]:
+    """Run one graded cell's code (hidden tests included) as the kernel would, then judge it
+    as DecideGrades does: an exception fails it, and so do wrong or missing records."""
+    outputs.clear()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(source, "<cell>", "exec"), dict(namespace))
+    except Exception as error:  # noqa: BLE001 - the kernel's error output
+        return [f"kernel: {type(error).__name__}: {error}"]
+    return []
+
+
+def decide(notebook: str, grade_id: str, source: str, namespace: dict, outputs: list) -> list[str]:
+    problems = run_graded_cell(source, namespace, outputs)
+    if problems:
+        return problems
+    return judge_cell(grader_cases.graded_cells(notebook)[grade_id], list(outputs))
+
+
+# -- data, literals, references ---------------------------------------------------------------
+
+
+def test_stored_public_data_equal_the_grader_references():
+    stored = grader_expected.TARGET.read_text(encoding="utf-8")
+    assert stored == grader_expected.render(grader_expected.expected_data()), (
+        "fr_utils/checks/_expected.py is out of date: run python -m grader.expected")
+
+
+def test_references_are_not_shipped_in_fr_utils():
+    from fr_utils.checks import triplet_loss, verification
+
+    for module, names in ((triplet_loss, ["_semi_hard_reference", "_reference", "_mistake_values"]),
+                          (verification, ["far_1_to_k_reference", "max_enrolled_reference"])):
+        for name in names:
+            assert not hasattr(module, name), f"{module.__name__}.{name} still ships a reference"
+    text = "\n".join(path.read_text() for path in (REPO / "fr_utils").rglob("*.py"))
+    assert "import grader" not in text and "from grader" not in text
+
+
+def _literal_argument(source: str, function: str):
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == function:
+            return ast.literal_eval(node.args[1])
+    raise AssertionError(f"no call of {function} in {source!r:.200}")
+
+
+def test_hidden_cells_hold_the_graders_case_literals():
+    source = read_notebook(TRIPLET)
+    loss = "\n".join(regions(cell_by_id(source, "triplet_loss_hidden").source, HIDDEN_BEGIN, HIDDEN_END))
+    semi = "\n".join(regions(cell_by_id(source, "semi_hard_hidden").source, HIDDEN_BEGIN, HIDDEN_END))
+    assert _literal_argument(loss, "record_loss_cases") == grader_cases.TRIPLET_LOSS_HIDDEN
+    assert _literal_argument(semi, "record_semi_hard_cases") == grader_cases.SEMI_HARD_HIDDEN
+    source = read_notebook(VERIFICATION)
+    far = "\n".join(regions(cell_by_id(source, "far_hidden").source, HIDDEN_BEGIN, HIDDEN_END))
+    enrolled = "\n".join(regions(cell_by_id(source, "max_enrolled_hidden").source, HIDDEN_BEGIN, HIDDEN_END))
+    assert _literal_argument(far, "record_far_cases") == grader_cases.FAR_HIDDEN
+    assert _literal_argument(enrolled, "record_max_enrolled_cases") == grader_cases.MAX_ENROLLED_HIDDEN
+
+
+def test_hidden_semi_hard_cases_are_unambiguous_and_varied():
+    from fr_utils.checks.triplet_loss import random_semi_hard_inputs
+    from grader import references as ref
+
+    seen = set()
+    for seed, m, k, d, alpha in grader_cases.SEMI_HARD_HIDDEN:
+        inputs = random_semi_hard_inputs(seed, m, k, d)
+        assert ref.semi_hard_margin(*inputs, alpha) > 1e-4, (seed, "a distance is too close to an edge")
+        seen.update(ref.semi_hard_negatives(*inputs, alpha).tolist())
+    assert -1 in seen and len(seen) > 5
+
+
+def test_records_round_trip():
+    values = [None, True, 3, 2.5, float("inf"), "text", (1, 2.0), [np.int64(4)],
+              {"a": np.float32(1.5)}, np.arange(6, dtype=np.int32).reshape(2, 3),
+              tf.constant([[1.0, float("nan")]]), object()]
+    decoded = [decode(_record.encode(value)) for value in values]
+    assert decoded[:6] == [None, True, 3, 2.5, float("inf"), "text"]
+    assert decoded[6] == (1, 2.0) and decoded[7] == [4] and decoded[8] == {"a": 1.5}
+    assert decoded[9].shape == (2, 3) and decoded[9].values.tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert decoded[10].tensor and np.isnan(decoded[10].values[0, 1])
+    assert decoded[11].type == "object"
+    for bad in [{"t": "array", "shape": [3], "dtype": "float32", "v": [1.0]}, {"t": "float", "v": "1e9"},
+                {"t": "int", "v": True}, {"t": "nope"}, [], {"t": "dict", "v": [[{"t": "list", "v": []}, {"t": "none"}]]}]:
+        with pytest.raises(Malformed):
+            decode(bad)
+
+
+def _cell_outputs(records: list[tuple[str, object]]) -> list[dict]:
+    return [{"output_type": "display_data", "data": {MIME: {"case": key, "value": _record.encode(value)}},
+             "metadata": {}} for key, value in records]
+
+
+def test_missing_duplicated_unknown_and_malformed_records_fail():
+    cases = grader_cases.graded_cells("triplet_loss")["triplet_loss_single"]
+    good = [(case.key, tf.constant(value)) for case, value in zip(cases, [0.0, 0.2, 0.5, 0.0])]
+    assert judge_cell(cases, _cell_outputs(good)) == []
+    assert "no result was recorded" in judge_cell(cases, _cell_outputs(good[1:]))[0]
+    assert "recorded more than once" in judge_cell(cases, _cell_outputs(good + good[:1]))[0]
+    assert "unknown case" in judge_cell(cases, _cell_outputs(good + [("triplet_loss/x", 1.0)]))[0]
+    broken = _cell_outputs(good)
+    broken[0]["data"][MIME]["value"] = {"t": "float", "v": "zero"}
+    assert "malformed record" in judge_cell(cases, broken)[0]
+    broken[0]["data"][MIME] = "not a record"
+    assert "malformed" in " ".join(judge_cell(cases, broken))
+    wrong = [(key, value * 2 + 1) for key, value in good]
+    problems = judge_cell(cases, _cell_outputs(wrong))
+    assert len(problems) == 4 and "expected 0, got 1" in problems[0]
+
+
+# -- the triplet-loss notebook, cell by cell ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def triplet_cells():
+    source = read_notebook(TRIPLET)
+    return {grade_id: cell_by_id(source, grade_id).source
+            for grade_id in grader_cases.graded_cells("triplet_loss")}
+
+
+def _failing_cells(cells: dict, loss, semi, outputs) -> dict[str, list[str]]:
+    from fr_utils.checks import triplet_loss as checks
+
+    namespace = {"checks": checks, "triplet_loss": loss, "semi_hard_negatives": semi, "tf": tf, "np": np}
+    failing = {}
+    for grade_id, source in cells.items():
+        problems = decide("triplet_loss", grade_id, source, namespace, outputs)
+        if problems:
+            failing[grade_id] = problems
+    return failing
+
+
+@pytest.mark.slow
+def test_triplet_correct_styles_pass_every_cell_and_mistakes_fail_theirs(triplet_cells, recorded):
+    from test_autograde_triplet import SEMI_MISTAKE_PARTNER, SEMI_TESTS, WRONG_LOSS_FAILS
+    from triplet_submissions import CORRECT_LOSS, CORRECT_SEMI_HARD, WRONG_LOSS, WRONG_SEMI_HARD
+
+    semi_styles = [compile_function(code, "semi_hard_negatives") for code in CORRECT_SEMI_HARD.values()]
+    for index, (style, code) in enumerate(CORRECT_LOSS.items()):
+        loss = compile_function(code, "triplet_loss")
+        failing = _failing_cells(triplet_cells, loss, semi_styles[index % len(semi_styles)], recorded)
+        assert failing == {}, f"correct style {style} lost {failing}"
+    right_loss = compile_function(CORRECT_LOSS["reduce_sum"], "triplet_loss")
+    for name, code in WRONG_LOSS.items():
+        failing = _failing_cells(triplet_cells, compile_function(code, "triplet_loss"), semi_styles[0], recorded)
+        assert set(failing) == WRONG_LOSS_FAILS[name], f"{name}: {failing}"
+    for name, code in WRONG_SEMI_HARD.items():
+        failing = _failing_cells(triplet_cells, right_loss, compile_function(code, "semi_hard_negatives"), recorded)
+        assert set(failing) == SEMI_TESTS, f"{name} ({SEMI_MISTAKE_PARTNER[name]}): {failing}"
+
+
+# -- the verification notebook ------------------------------------------------------------------
+
+
+def test_verification_correct_styles_pass_and_mistakes_fail(recorded):
+    import math
+
+    from fr_utils.checks import verification as checks
+    from intro_submissions import CORRECT_FAR, CORRECT_MAX, WRONG_FAR, WRONG_MAX
+
+    source = read_notebook(VERIFICATION)
+    cells = {grade_id: cell_by_id(source, grade_id).source
+             for grade_id in grader_cases.graded_cells("verification_recognition")}
+    base = {"checks": checks, "math": math, "np": np}
+
+    def failing(far_code, max_code):
+        namespace = {**base,
+                     "false_accept_rate_1_to_k": compile_function(far_code, "false_accept_rate_1_to_k", base),
+                     "max_enrolled": compile_function(max_code, "max_enrolled", base)}
+        return {grade_id for grade_id, cell in cells.items()
+                if decide("verification_recognition", grade_id, cell, namespace, recorded)}
+
+    right_far, right_max = CORRECT_FAR["power"], CORRECT_MAX["log_floor"]
+    for style in CORRECT_FAR.values():
+        assert failing(style, right_max) == set()
+    for style in CORRECT_MAX.values():
+        assert failing(right_far, style) == set()
+    for name, code in WRONG_FAR.items():
+        assert failing(code, right_max) == {"far_public", "far_hidden"}, name
+    for name, code in WRONG_MAX.items():
+        assert failing(right_far, code) == {"max_enrolled_public", "max_enrolled_hidden"}, name
