@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -81,6 +82,51 @@ MAX_ENROLLED_HIDDEN = [  # (how, far_1_to_1, budget): log(1 - budget) / log(1 - 
     ("positional", 0.3, 0.29),
     ("positional", 0.3, 0.31),
     ("positional", 0.01, 0.5),
+]
+
+DOOR_DATABASE_HIDDEN = [  # (name, photo below fr_utils.data.cast_dir(), given as a "path" or a "str")
+    ("Commander Collins", "people/Eileen_Collins/Eileen_Collins_0001.jpg", "path"),
+    ("obama, third photo", "people/Barack_Obama/Barack_Obama_0003.jpg", "str"),
+    ("two people, one photo", "other/two_faces_hopper_collins.jpg", "str"),
+]
+
+DOOR_VERIFY_HIDDEN = [  # (photo, claimed identity, threshold); the cast enrolled with its last photos
+    ("people/Barack_Obama/Barack_Obama_0001.jpg", "Barack_Obama", 0.7),  # Obama 1 vs Obama 3: 0.66
+    ("people/Barack_Obama/Barack_Obama_0001.jpg", "Barack_Obama", 0.5),
+    ("people/Grace_Hopper/Grace_Hopper_0001.jpg", "Joseph_Biden", 1.25),  # 1.21: a false accept
+    ("people/Grace_Hopper/Grace_Hopper_0001.jpg", "Joseph_Biden", 1.15),
+    ("other/two_faces_hopper_collins.jpg", "Eileen_Collins", 1.0),
+    (None, "Joseph_Biden", 1.0),  # an empty database
+]
+
+DOOR_WHO_QUERY = "people/Grace_Hopper/Grace_Hopper_0001.jpg"
+DOOR_WHO_SEED = 1943
+DOOR_WHO_HIDDEN = [  # ("visitors", k people around the query photo, threshold) or ("cast", photo, threshold)
+    ("visitors", 1, 0.9),
+    ("visitors", 3, 0.6),
+    ("visitors", 8, 0.25),
+    ("visitors", 12, 0.8),
+    ("visitors", 6, 1.45),
+    ("visitors", 2, 0.35),
+    ("visitors", 5, 0.2),
+    ("cast", "people/Barack_Obama/Barack_Obama_0003.jpg", 1.0),
+    ("cast", "other/two_faces_hopper_collins.jpg", 1.0),
+]
+
+ENCODER_HIDDEN = [  # (photo below fr_utils.data.cast_dir(), given as a "path" or a "str", encoder)
+    ("other/two_faces_hopper_collins.jpg", "path", "model"),
+    ("people/Eileen_Collins/Eileen_Collins_0001.jpg", "path", "model"),
+    ("people/Grace_Hopper/Grace_Hopper_0001.jpg", "str", "tiny:160"),
+    ("people/Barack_Obama/Barack_Obama_0003.jpg", "str", "tiny:160"),
+]
+
+DISTANCE_SEED = 512
+DISTANCE_HIDDEN = [  # (dimension, "row" (1, d) or "flat" (d,), dtype)
+    (3, "row", "float64"),
+    (128, "flat", "float32"),
+    (512, "row", "float32"),
+    (2, "flat", "float64"),
+    (64, "row", "float64"),
 ]
 
 
@@ -283,6 +329,274 @@ def numbers_judge(wants: list[float], rtol: float, atol: float) -> Judge:
     return judge
 
 
+def single_number(value: Any) -> Optional[float]:
+    """A number, or an array or tensor holding exactly one."""
+    got = as_number(value)
+    if got is None and isinstance(value, Array) and value.values is not None and value.values.size == 1:
+        return float(value.values.ravel()[0])
+    return got
+
+
+def _pair_of(value: Any) -> Optional[tuple]:
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return tuple(value)
+    return None
+
+
+def database_judge(want: dict[str, np.ndarray], hidden: bool) -> Judge:
+    def judge(value):
+        if not isinstance(value, dict):
+            return f"build_database must return a dict, and returned {shown(value)}"
+        if set(value) != set(want):
+            return f"expected the names {sorted(want)}, got {sorted(map(str, value))}"
+        for name, encoding in want.items():
+            got = value[name]
+            if not isinstance(got, Array) or got.values is None or got.shape != (1, 512):
+                return f"database[{name!r}] must be an encoding of shape (1, 512), and is {shown(got)}"
+            if not np.allclose(got.values, encoding, atol=1e-4):
+                return f"database[{name!r}] is not the encoding of its photo"
+        return None
+
+    return judge
+
+
+def door_judge(want_number: float, want_second: Any, second_name: str, hidden: bool,
+               printed: Optional[Callable[[str], Optional[str]]] = None, second_is_bool: bool = False,
+               tuple_only: bool = False) -> Judge:
+    """A pair (number, second) returned by verify or who_is_it; with ``printed``, the
+    record is ``{"result": pair, "printed": text}`` and ``printed(text)`` judges the text."""
+
+    def judge(value):
+        text = None
+        if printed is not None:
+            if not isinstance(value, dict) or set(value) != {"result", "printed"}:
+                return "unexpected record"
+            value, text = value["result"], value["printed"]
+        pair = _pair_of(value)
+        if pair is None or (tuple_only and not isinstance(value, tuple)):
+            return f"it must return a pair (distance, {second_name}), and returned {shown(value)}"
+        got, second = single_number(pair[0]), pair[1]
+        if got is None:
+            return f"the distance must be a number, and is {shown(pair[0])}"
+        if second_is_bool and not isinstance(second, bool):
+            return f"{second_name} must be True or False, and is {shown(second)}"
+        right_number = got == want_number if math.isinf(want_number) else abs(got - want_number) <= 1e-4
+        if not right_number or second != want_second:
+            if hidden:
+                return f"your function returned ({got:.6g}, {shown(second)}), which is not the right answer"
+            return f"expected ({want_number:.4f}, {want_second!r}), got ({got:.4f}, {shown(second)})"
+        if printed is not None:
+            return printed(text if isinstance(text, str) else "")
+        return None
+
+    return judge
+
+
+def _also_printed(inner: Judge, text: str) -> Judge:
+    """``inner``, and the printed text must contain ``text``."""
+
+    def judge(value):
+        verdict = inner(value)
+        if verdict is None and text not in str(value.get("printed", "")):
+            return f"it should print {text!r}"
+        return verdict
+
+    return judge
+
+
+def door_cells() -> dict[str, list[Case]]:
+    from fr_utils.checks import door as public
+    from grader.encodings import encoding
+
+    def distance(a, b) -> float:
+        return ref.distance(np.asarray(a).ravel(), np.asarray(b).ravel())
+
+    database_cases = public.database_cases()
+    database_public = [
+        Case(key, situation, False, database_judge({name: encoding(path) for name, path in paths.items()},
+                                                   hidden=False))
+        for key, (paths, situation) in database_cases.items()
+    ]
+    database_public.append(Case("database/empty", "build_database({}, model)", False,
+                                lambda value: None if value == {} else f"expected {{}}, got {shown(value)}"))
+
+    def says(*phrases: str, lower: bool = False) -> Callable[[str], Optional[str]]:
+        def check(text: str) -> Optional[str]:
+            seen = text.lower() if lower else text
+            missing = [phrase for phrase in phrases if phrase not in seen]
+            return f"it should print {' and '.join(map(repr, phrases))}" if missing else None
+        return check
+
+    verify_cases = public.verify_cases(encoding)
+    verify_cells: dict[str, list[Case]] = {"verify_public": [], "verify_details": []}
+    for key, (path, identity, database, threshold, situation) in verify_cases.items():
+        cell = "verify_public" if key.startswith("verify/cast/") else "verify_details"
+        if identity not in database:
+            judge = door_judge(math.inf, False, "door_open", False, says(), second_is_bool=True)
+        else:
+            d = distance(encoding(path), database[identity])
+            opened = d < threshold
+            judge = _also_printed(door_judge(d, opened, "door_open", False,
+                                             says("welcome in" if opened else "go away", lower=True),
+                                             second_is_bool=True), identity)
+        verify_cells[cell].append(Case(key, f"{situation} (threshold={threshold:g})", False, judge))
+
+    who_public: dict[str, list[Case]] = {"who_is_it_public": [], "who_is_it_threshold": []}
+    for key, (path, database, threshold, situation) in public.who_is_it_cases(encoding).items():
+        distances = {name: distance(encoding(path), e) for name, e in database.items()}
+        closest = min(distances, key=distances.get)
+        want_who = closest if distances[closest] < threshold else None
+        printed = says("not in the database", lower=True) if want_who is None else says(want_who)
+        cell = "who_is_it_threshold" if key.startswith("who/threshold/") else "who_is_it_public"
+        who_public[cell].append(Case(key, f"{situation} (threshold={threshold:g})", False,
+                                     door_judge(distances[closest], want_who, "identity", False, printed)))
+
+    cells = {"database_public": database_public, **verify_cells, **who_public}
+    wanted = {name: encoding(public.cast_photo(photo)) for name, photo, _ in DOOR_DATABASE_HIDDEN}
+    cells["database_hidden"] = [Case("database/hidden", "Hidden test: three people (one photo given as a "
+                                     "pathlib.Path), names unrelated to their files", True,
+                                     database_judge(wanted, hidden=True))]
+    cast = public.sample_cast()
+    enrolled = {name: encoding(photos[-1]) for name, photos in cast.items()}
+    verify_hidden = []
+    for index, (photo, claim, threshold) in enumerate(DOOR_VERIFY_HIDDEN):
+        key = f"verify/hidden/{index}"
+        if photo is None:
+            verify_hidden.append(Case(key, "Hidden test: an empty database", True, door_judge(
+                math.inf, False, "door_open", True, second_is_bool=True, tuple_only=True)))
+            continue
+        d = distance(encoding(public.cast_photo(photo)), enrolled[claim])
+        verify_hidden.append(Case(key, f"Hidden test: {Path(photo).name} with the badge of {claim}, "
+                                  f"threshold {threshold} given by position", True,
+                                  door_judge(d, d < threshold, "door_open", True, second_is_bool=True)))
+    cells["verify_hidden"] = verify_hidden
+    query = encoding(public.cast_photo(DOOR_WHO_QUERY))
+    visitors = [(k, threshold) for kind, k, threshold in DOOR_WHO_HIDDEN if kind == "visitors"]
+    databases = iter(public.visitor_databases(query, DOOR_WHO_SEED, visitors))
+    first = {name: encoding(photos[0]) for name, photos in cast.items()}
+    who_hidden = []
+    for index, (kind, what, threshold) in enumerate(DOOR_WHO_HIDDEN):
+        if kind == "visitors":
+            e, database = query, next(databases)
+            label = f"Hidden test: {what} people at random distances, threshold {threshold} given by position"
+        else:
+            e, database = encoding(public.cast_photo(what)), first
+            label = f"Hidden test: {Path(what).name} with the cast in the database, threshold {threshold}"
+        distances = {name: distance(e, v) for name, v in database.items()}
+        closest = min(distances, key=distances.get)
+        want_who = closest if distances[closest] < threshold else None
+        who_hidden.append(Case(f"who/hidden/{index}", label, True,
+                               door_judge(distances[closest], want_who, "identity", True)))
+    cells["who_is_it_hidden"] = who_hidden
+    return cells
+
+
+def encoding_judge(want: np.ndarray, hidden: bool, unit_length: bool = False, note: str = "") -> Judge:
+    """An array of ``want``'s shape, finite, within 1% (relative L2 error) of ``want``; with
+    ``unit_length`` only its shape and length (the public shape check)."""
+
+    def judge(value):
+        if isinstance(value, dict) and "called" in value:
+            return ("img_to_encoding called fr_utils.img_to_encoding (or encode_images), the function this "
+                    "exercise asks you to write, so this exercise's hidden test fails: write its steps "
+                    "yourself (face_crop, standardise, the model)")
+        if not isinstance(value, Array) or value.values is None:
+            return f"it must return an array of shape {want.shape}, and returned {shown(value)}{note}"
+        got = value.values.astype(np.float64)
+        if got.shape != want.shape:
+            return f"it must return an array of shape {want.shape}, and returned shape {got.shape}{note}"
+        if not np.all(np.isfinite(got)):
+            return "it returned NaN or infinite values"
+        if unit_length:
+            norm = float(np.linalg.norm(got))
+            return None if math.isclose(norm, 1.0, rel_tol=1e-3) else f"the encoding has length {norm:.4f}, not 1"
+        error = float(np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-12))
+        if error <= 1e-2:
+            return None
+        if hidden:
+            return f"the encoding is not the right one (relative error {error:.3g}){note}"
+        return f"the encoding differs from the reference encoding: relative error {error:.3g}"
+
+    return judge
+
+
+def distance_judge(want: float) -> Judge:
+    def judge(value):
+        got = as_number(value)
+        if got is None:
+            return f"it must return a single number, and returned {shown(value)}"
+        if math.isfinite(got) and math.isclose(got, want, rel_tol=1e-5, abs_tol=1e-6):
+            return None
+        return f"expected {want:.6g}, got {got:.6g}"
+
+    return judge
+
+
+def hidden_distance_judge(want: float) -> Judge:
+    def judge(value):
+        if not isinstance(value, list) or len(value) != 3:
+            return "unexpected record"
+        forward, backward, itself = (as_number(item) for item in value)
+        if forward is None or isinstance(value[0], (list, tuple, dict)):
+            return f"it must return a single number, and returned {shown(value[0])}"
+        if not math.isclose(forward, want, rel_tol=1e-5):
+            return f"your function returned {forward:.6g}, which is not the right value"
+        if backward is None or not math.isclose(backward, want, rel_tol=1e-5):
+            return "distance(v, u) must equal distance(u, v)"
+        if itself != 0.0:
+            return "a vector is at distance 0 from itself"
+        return None
+
+    return judge
+
+
+def encoder_cells() -> dict[str, list[Case]]:
+    from fr_utils.checks import encoder as public
+    from fr_utils.data import cast_dir
+    from fr_utils.encoding import encode_images, face_crop
+    from grader.encodings import encoding, model
+
+    cells = {
+        "img_to_encoding_shape": [Case("encoder/shape", "img_to_encoding(Barack_Obama_0001.jpg, model)", False,
+                                       encoding_judge(np.zeros((1, 512)), False, unit_length=True))],
+        "img_to_encoding_reference": [
+            Case(f"encoder/reference/{path.name}", f"img_to_encoding({path.name!r}, model)", False,
+                 encoding_judge(encoding(path).astype(np.float64), False))
+            for path in public.REFERENCE_PHOTOS
+        ],
+    }
+    tiny = {}
+    hidden = []
+    for index, (photo, how, encoder) in enumerate(ENCODER_HIDDEN):
+        path = cast_dir() / photo
+        if encoder == "model":
+            want = encoding(path).astype(np.float64)
+            what = f"Hidden test: img_to_encoding(Path({path.name!r}), model)"
+            note = ""
+        else:
+            seed = int(encoder.split(":")[1])
+            network = tiny.setdefault(seed, public.tiny_encoder(seed))
+            x = (face_crop(path).astype(np.float32) - 127.5) / 128.0
+            want = np.asarray(network.predict_on_batch(x[None]), dtype=np.float64)
+            what = f"Hidden test: img_to_encoding({path.name!r}, another encoder with 6 outputs)"
+            note = (". With another encoder passed as `model`, img_to_encoding must return that encoder's "
+                    "output for the face: Use the model argument")
+        hidden.append(Case(f"encoder/hidden/{index}", what, True, encoding_judge(want, True, note=note)))
+    cells["img_to_encoding_hidden"] = hidden
+
+    cast_encodings = encode_images([public.cast_photo(*photo) for photo in public.DISTANCE_CAST_PHOTOS], model())
+    cells["distance_public"] = [
+        Case(key, situation, False, distance_judge(ref.distance(np.ravel(a), np.ravel(b))))
+        for key, (a, b, situation) in public.distance_cases(cast_encodings).items()
+    ]
+    cells["distance_hidden"] = [
+        Case(f"distance/hidden/{index}", f"Hidden test: two random vectors of shape {np.shape(u)}, dtype {u.dtype}",
+             True, hidden_distance_judge(ref.distance(u, v)))
+        for index, (u, v) in enumerate(public.random_vector_pairs(DISTANCE_SEED, DISTANCE_HIDDEN))
+    ]
+    return cells
+
+
 def verification_cells() -> dict[str, list[Case]]:
     from fr_utils.checks import verification as public
 
@@ -319,6 +633,8 @@ def verification_cells() -> dict[str, list[Case]]:
 NOTEBOOKS: dict[str, Callable[[], dict[str, list[Case]]]] = {
     "triplet_loss": triplet_loss_cells,
     "verification_recognition": verification_cells,
+    "door": door_cells,
+    "pretrained_encoder": encoder_cells,
 }
 """{notebook name: a function giving {grade_id: [Case, ...]} for its graded cells}."""
 

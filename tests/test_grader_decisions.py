@@ -85,10 +85,10 @@ def test_references_are_not_shipped_in_fr_utils():
     assert "import grader" not in text and "from grader" not in text
 
 
-def _literal_argument(source: str, function: str):
+def _literal_argument(source: str, function: str, position: int = 1):
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == function:
-            return ast.literal_eval(node.args[1])
+            return ast.literal_eval(node.args[position])
     raise AssertionError(f"no call of {function} in {source!r:.200}")
 
 
@@ -103,6 +103,21 @@ def test_hidden_cells_hold_the_graders_case_literals():
     enrolled = "\n".join(regions(cell_by_id(source, "max_enrolled_hidden").source, HIDDEN_BEGIN, HIDDEN_END))
     assert _literal_argument(far, "record_far_cases") == grader_cases.FAR_HIDDEN
     assert _literal_argument(enrolled, "record_max_enrolled_cases") == grader_cases.MAX_ENROLLED_HIDDEN
+    source = read_notebook(REPO / "notebooks" / "door" / "door.ipynb")
+
+    def hidden(cell_id):
+        return "\n".join(regions(cell_by_id(source, cell_id).source, HIDDEN_BEGIN, HIDDEN_END))
+
+    assert _literal_argument(hidden("database_hidden"), "record_database_cases", 2) == grader_cases.DOOR_DATABASE_HIDDEN
+    assert _literal_argument(hidden("verify_hidden"), "record_verify_cases", 2) == grader_cases.DOOR_VERIFY_HIDDEN
+    who = hidden("who_is_it_hidden")
+    assert _literal_argument(who, "record_who_is_it_cases", 2) == grader_cases.DOOR_WHO_QUERY
+    assert _literal_argument(who, "record_who_is_it_cases", 3) == grader_cases.DOOR_WHO_SEED
+    assert _literal_argument(who, "record_who_is_it_cases", 4) == grader_cases.DOOR_WHO_HIDDEN
+    source = read_notebook(REPO / "notebooks" / "pretrained_encoder" / "pretrained_encoder.ipynb")
+    assert _literal_argument(hidden("img_to_encoding_hidden"), "record_encoding_cases", 2) == grader_cases.ENCODER_HIDDEN
+    assert _literal_argument(hidden("distance_hidden"), "record_distance_cases", 1) == grader_cases.DISTANCE_SEED
+    assert _literal_argument(hidden("distance_hidden"), "record_distance_cases", 2) == grader_cases.DISTANCE_HIDDEN
 
 
 def test_hidden_semi_hard_cases_are_unambiguous_and_varied():

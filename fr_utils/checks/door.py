@@ -36,6 +36,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from fr_utils.checks._record import record
 from fr_utils.checks._runner import call_with_time_limit
 from fr_utils.data import cast_dir, sample_cast
 
@@ -165,10 +166,23 @@ def _distance_hints(got: float, expected: float, others: dict[str, float], claim
 # --------------------------------------------------------------------------
 
 
-def _expect_database(build_database: Callable, paths_by_name: dict[str, str], model,
-                     situation: str) -> dict:
+def database_cases() -> dict[str, tuple[dict[str, str], str]]:
+    """The public build_database cases: ``{record key: ({name: photo path}, situation)}``."""
+    cast = sample_cast()
+    return {
+        "database/cast": ({name: str(photos[0]) for name, photos in cast.items()},
+                          "The sample cast, one photo per person"),
+        "database/names": ({"Admiral Hopper": str(cast["Grace_Hopper"][0]),
+                            "the 44th president": str(cast["Barack_Obama"][1])},
+                           "Two people under names unrelated to their file names"),
+    }
+
+
+def _expect_database(build_database: Callable, key: str, model) -> dict:
+    paths_by_name, situation = database_cases()[key]
     references = {name: reference_encoding(path, model) for name, path in paths_by_name.items()}
     result, _ = _call(build_database, dict(paths_by_name), model)
+    record(key, result)
     if result is None:
         raise AssertionError("build_database returned None: did you forget `return database`?")
     if not isinstance(result, dict):
@@ -211,16 +225,14 @@ def check_database_cast(build_database: Callable, model) -> dict[str, np.ndarray
     """The sample cast, one photo each (the first): every name with its photo's encoding.
 
     Returns the database, so the notebook can use it."""
-    paths = {name: str(photos[0]) for name, photos in sample_cast().items()}
-    return _expect_database(build_database, paths, model, "The sample cast, one photo per person")
+    return _expect_database(build_database, "database/cast", model)
 
 
 def check_database_names(build_database: Callable, model) -> None:
     """Names that are not the files' names, in any order, and an empty dict."""
-    paths = {"Admiral Hopper": _photo("Grace_Hopper"), "the 44th president": _photo("Barack_Obama", 1)}
-    _expect_database(build_database, paths, model,
-                     "Two people under names unrelated to their file names")
+    _expect_database(build_database, "database/names", model)
     empty, _ = _call(build_database, {}, model)
+    record("database/empty", empty)
     if empty != {}:
         raise AssertionError(f"build_database({{}}, model) returned {empty!r}; expected an empty dict.")
 
@@ -239,12 +251,35 @@ def _door(value, name: str = "verify") -> bool:
     )
 
 
-def _expect_verify(verify: Callable, path: str, identity: str, database: dict, model,
-                   threshold: float, situation: str) -> None:
+def verify_cases(encode: Callable) -> dict[str, tuple]:
+    """The public verify cases, ``{record key: (photo, identity, database, threshold, situation)}``;
+    ``encode(path)`` gives a photo's encoding (the databases are built around them)."""
+    cast = sample_cast()
+    database = {name: encode(photos[0]) for name, photos in cast.items()}
+    hopper = str(cast["Grace_Hopper"][0])
+    names = ["ada", "grace", "hedy", "katherine"]
+    known = dict(zip(names, at_distance(encode(hopper), [0.35, 0.8, 0.6, 1.3], seed=1)))
+    details = ("A database at known distances (ada 0.35, grace 0.8, hedy 0.6, katherine 1.3), "
+               "the photo claiming to be 'grace'")
+    return {
+        "verify/cast/same": (str(cast["Barack_Obama"][1]), "Barack_Obama", database, CHECK_THRESHOLD,
+                             "Barack_Obama_0002.jpg claiming to be Barack_Obama"),
+        "verify/cast/other": (str(cast["Joseph_Biden"][0]), "Barack_Obama", database, CHECK_THRESHOLD,
+                              "Joseph_Biden_0001.jpg claiming to be Barack_Obama"),
+        "verify/details/0.7": (hopper, "grace", known, 0.7, details),
+        "verify/details/0.9": (hopper, "grace", known, 0.9, details),
+        "verify/details/nobody": (hopper, "nobody", known, 0.9, "an identity not in the database"),
+    }
+
+
+def _expect_verify(verify: Callable, key: str, model) -> None:
+    path, identity, database, threshold, situation = verify_cases(
+        lambda photo: reference_encoding(photo, model))[key]
     encoding = reference_encoding(path, model)
     want_dist = _distance(encoding, database[identity])
     want_open = want_dist < threshold
     result, printed = _call(verify, path, identity, database, model, threshold=threshold)
+    record(key, {"result": result, "printed": printed})
     got_dist, got_open = _pair(result, "verify", "dist", "door_open")
     got_dist = _number(got_dist, "verify", "dist")
     got_open = _door(got_open)
@@ -289,32 +324,26 @@ def _expect_verify(verify: Callable, path: str, identity: str, database: dict, m
 
 def check_verify_cast(verify: Callable, model) -> None:
     """Obama's second photo against Obama's first (open), and Biden claiming to be Obama (shut)."""
-    database = {name: reference_encoding(photos[0], model) for name, photos in sample_cast().items()}
-    _expect_verify(verify, _photo("Barack_Obama", 1), "Barack_Obama", database, model,
-                   CHECK_THRESHOLD, "Barack_Obama_0002.jpg claiming to be Barack_Obama")
-    _expect_verify(verify, _photo("Joseph_Biden"), "Barack_Obama", database, model,
-                   CHECK_THRESHOLD, "Joseph_Biden_0001.jpg claiming to be Barack_Obama")
+    _expect_verify(verify, "verify/cast/same", model)
+    _expect_verify(verify, "verify/cast/other", model)
 
 
 def check_verify_details(verify: Callable, model) -> None:
     """Known distances: the threshold argument decides; only the claimed identity counts;
     an identity that is not in the database gets ``(inf, False)``, not an error."""
-    path = _photo("Grace_Hopper")
-    encoding = reference_encoding(path, model)
-    names = ["ada", "grace", "hedy", "katherine"]
-    database = dict(zip(names, at_distance(encoding, [0.35, 0.8, 0.6, 1.3], seed=1)))
-    for threshold in (0.7, 0.9):
-        _expect_verify(verify, path, "grace", database, model, threshold,
-                       "A database at known distances (ada 0.35, grace 0.8, hedy 0.6, "
-                       "katherine 1.3), the photo claiming to be 'grace'")
+    for key in ("verify/details/0.7", "verify/details/0.9"):
+        _expect_verify(verify, key, model)
+    path, identity, database, threshold, _ = verify_cases(
+        lambda photo: reference_encoding(photo, model))["verify/details/nobody"]
     try:
-        result, _ = _call(verify, path, "nobody", database, model, threshold=0.9)
+        result, printed = _call(verify, path, identity, database, model, threshold=threshold)
     except KeyError as error:
         raise AssertionError(
             f"verify raised KeyError({error}) for an identity that is not in the database. "
             "An unknown badge must not crash the door: return (np.inf, False) when "
             "identity not in database."
         ) from None
+    record("verify/details/nobody", {"result": result, "printed": printed})
     dist, door_open = _pair(result, "verify", "dist", "door_open")
     if not (_number(dist, "verify", "dist") == np.inf and _door(door_open) is False):
         raise AssertionError(
@@ -328,14 +357,39 @@ def check_verify_details(verify: Callable, model) -> None:
 # --------------------------------------------------------------------------
 
 
-def _expect_who(who_is_it: Callable, path: str, database: dict, model, threshold: float,
-                situation: str) -> None:
+def who_is_it_cases(encode: Callable) -> dict[str, tuple]:
+    """The public who_is_it cases, ``{record key: (photo, database, threshold, situation)}``;
+    ``encode(path)`` gives a photo's encoding (the databases are built around them)."""
+    cast = sample_cast()
+    database = {name: encode(photos[0]) for name, photos in cast.items()}
+    obama = str(cast["Barack_Obama"][1])
+    cases = {
+        "who/cast/all": (obama, database, CHECK_THRESHOLD, "Barack_Obama_0002.jpg, the cast in the database"),
+        "who/cast/strangers": (obama, {name: e for name, e in database.items() if name != "Barack_Obama"},
+                               CHECK_THRESHOLD, "Barack_Obama_0002.jpg, a database without Obama"),
+    }
+    collins = str(cast["Eileen_Collins"][0])
+    names = ["amelia", "bessie", "eileen", "mae", "sally"]
+    for index, distances in enumerate(([0.9, 1.2, 0.3, 0.8, 1.1], [0.4, 1.1, 0.9, 1.2, 0.8],
+                                       [0.9, 1.2, 0.7, 1.1, 0.5])):
+        cases[f"who/closest/{index}"] = (collins, dict(zip(names, at_distance(encode(collins), distances, seed=2))),
+                                         0.75, f"Five people at distances {distances}")
+    biden = str(cast["Joseph_Biden"][0])
+    pair = dict(zip(["joe", "kamala"], at_distance(encode(biden), [0.5, 1.1], seed=3)))
+    for threshold in (0.6, 0.4):
+        cases[f"who/threshold/{threshold}"] = (biden, pair, threshold, "joe at distance 0.5, kamala at 1.1")
+    return cases
+
+
+def _expect_who(who_is_it: Callable, key: str, model) -> None:
+    path, database, threshold, situation = who_is_it_cases(lambda photo: reference_encoding(photo, model))[key]
     encoding = reference_encoding(path, model)
     distances = {name: _distance(encoding, e) for name, e in database.items()}
     closest = min(distances, key=distances.get)
     want_dist = distances[closest]
     want_who = closest if want_dist < threshold else None
     result, printed = _call(who_is_it, path, database, model, threshold=threshold)
+    record(key, {"result": result, "printed": printed})
     got_dist, got_who = _pair(result, "who_is_it", "min_dist", "identity")
     got_dist = _number(got_dist, "who_is_it", "min_dist")
     where = f"{situation} (threshold={threshold:g})"
@@ -395,32 +449,20 @@ def _expect_who(who_is_it: Callable, path: str, database: dict, model, threshold
 def check_who_is_it_cast(who_is_it: Callable, model) -> None:
     """The cast (first photos): Obama's second photo is Obama; without Obama in the
     database, the same photo is nobody's."""
-    database = {name: reference_encoding(photos[0], model) for name, photos in sample_cast().items()}
-    path = _photo("Barack_Obama", 1)
-    _expect_who(who_is_it, path, database, model, CHECK_THRESHOLD,
-                "Barack_Obama_0002.jpg, the cast in the database")
-    strangers = {name: e for name, e in database.items() if name != "Barack_Obama"}
-    _expect_who(who_is_it, path, strangers, model, CHECK_THRESHOLD,
-                "Barack_Obama_0002.jpg, a database without Obama")
+    _expect_who(who_is_it, "who/cast/all", model)
+    _expect_who(who_is_it, "who/cast/strangers", model)
 
 
 def check_who_is_it_closest(who_is_it: Callable, model) -> None:
     """Five people at known distances, the closest in the middle, then first, then last."""
-    path = _photo("Eileen_Collins")
-    encoding = reference_encoding(path, model)
-    names = ["amelia", "bessie", "eileen", "mae", "sally"]
-    for distances in ([0.9, 1.2, 0.3, 0.8, 1.1], [0.4, 1.1, 0.9, 1.2, 0.8], [0.9, 1.2, 0.7, 1.1, 0.5]):
-        database = dict(zip(names, at_distance(encoding, distances, seed=2)))
-        _expect_who(who_is_it, path, database, model, 0.75,
-                    f"Five people at distances {distances}")
+    for index in range(3):
+        _expect_who(who_is_it, f"who/closest/{index}", model)
 
 
 def check_who_is_it_threshold(who_is_it: Callable, model) -> None:
     """One person at distance 0.5: recognised with threshold 0.6, a stranger with 0.4."""
-    path = _photo("Joseph_Biden")
-    encoding = reference_encoding(path, model)
-    database = dict(zip(["joe", "kamala"], at_distance(encoding, [0.5, 1.1], seed=3)))
-    _expect_who(who_is_it, path, database, model, 0.6, "joe at distance 0.5, kamala at 1.1")
+    _expect_who(who_is_it, "who/threshold/0.6", model)
+    path, database, _, _ = who_is_it_cases(lambda photo: reference_encoding(photo, model))["who/threshold/0.4"]
     strict, _ = _call(who_is_it, path, database, model, threshold=0.4)
     identity = _pair(strict, "who_is_it", "min_dist", "identity")[1]
     if identity == "joe":
@@ -430,7 +472,7 @@ def check_who_is_it_threshold(who_is_it: Callable, model) -> None:
             "\nLikely cause: the answer does not depend on the `threshold` argument (a number "
             "written in the code, or the identity returned whatever the distance)."
         )
-    _expect_who(who_is_it, path, database, model, 0.4, "joe at distance 0.5, kamala at 1.1")
+    _expect_who(who_is_it, "who/threshold/0.4", model)
 
 
 # --------------------------------------------------------------------------
@@ -457,3 +499,79 @@ def check_who_is_it_runs(who_is_it: Callable, model) -> None:
     path = _photo("Joseph_Biden")
     database = {"joe": reference_encoding(path, model)}
     _pair(_call(who_is_it, path, database, model, threshold=CHECK_THRESHOLD)[0], "who_is_it", "min_dist", "identity")
+
+
+# --------------------------------------------------------------------------
+# Hidden cases: what the functions return is recorded; the grader judges it
+# --------------------------------------------------------------------------
+
+HIDDEN_TIME_LIMIT_S = 60.0
+
+
+def _quiet_call(function: Callable, *args: Any, **kwargs: Any) -> Any:
+    with contextlib.redirect_stdout(io.StringIO()):
+        return call_with_time_limit(function, *args, seconds=HIDDEN_TIME_LIMIT_S, **kwargs)
+
+
+def cast_photo(relative: str) -> Path:
+    """A photo of the shipped cast by its path below ``fr_utils.data.cast_dir()``."""
+    return cast_dir() / relative
+
+
+def record_database_cases(build_database: Callable, model, people) -> None:
+    """Record ``build_database`` on one dict built from ``(name, photo, "path" or "str")``
+    entries (photo relative to the cast folder).  Decides nothing: the grader compares."""
+    paths = {name: cast_photo(photo) if how == "path" else str(cast_photo(photo)) for name, photo, how in people}
+    record("database/hidden", _quiet_call(build_database, paths, model))
+
+
+def record_verify_cases(verify: Callable, model, cases) -> None:
+    """Record ``verify`` on ``(photo, claimed identity, threshold)`` cases, the threshold given
+    by position, against the cast enrolled with each person's LAST photo; a photo of None
+    uses an empty database (Biden's photo, his badge).  Decides nothing."""
+    cast = sample_cast()
+    enrolled = {name: reference_encoding(photos[-1], model) for name, photos in cast.items()}
+    for index, (photo, claim, threshold) in enumerate(cases):
+        database = enrolled if photo is not None else {}
+        path = str(cast_photo(photo)) if photo is not None else str(cast["Joseph_Biden"][0])
+        try:
+            result = _quiet_call(verify, path, claim, database, model, threshold)
+        except KeyError as error:
+            result = {"raised": f"KeyError({error})"}
+        record(f"verify/hidden/{index}", result)
+
+
+def visitor_databases(encoding: np.ndarray, seed: int, cases) -> list[dict[str, np.ndarray]]:
+    """For ``(k, threshold)`` cases: databases of k visitors at distances spread over
+    [0.3, 1.5] from the unit ``encoding``, shuffled, under shuffled names."""
+    e = np.asarray(encoding, dtype=np.float64).ravel()
+    rng = np.random.default_rng(seed)
+    databases = []
+    for k, _ in cases:
+        distances = rng.permutation(np.linspace(0.3, 1.5, k))
+        names = [f"visitor {i:02d}" for i in rng.permutation(k)]
+        database = {}
+        for name, d in zip(names, distances):
+            w = rng.standard_normal(e.size)
+            w = w - np.dot(w, e) * e
+            w = w / np.linalg.norm(w)
+            c = 1.0 - 0.5 * d * d
+            database[name] = (c * e + np.sqrt(1.0 - c * c) * w).astype(np.float32).reshape(1, -1)
+        databases.append(database)
+    return databases
+
+
+def record_who_is_it_cases(who_is_it: Callable, model, query: str, seed: int, cases) -> None:
+    """Record ``who_is_it`` (threshold by position) on ``("visitors", k, threshold)`` cases, the
+    ``query`` photo against a database of k visitors (:func:`visitor_databases`), and on
+    ``("cast", photo, threshold)`` cases, against the cast's first photos.  Decides nothing."""
+    path = str(cast_photo(query))
+    visitors = [(k, threshold) for kind, k, threshold in cases if kind == "visitors"]
+    databases = iter(visitor_databases(reference_encoding(path, model), seed, visitors))
+    first = {name: reference_encoding(photos[0], model) for name, photos in sample_cast().items()}
+    for index, (kind, what, threshold) in enumerate(cases):
+        if kind == "visitors":
+            result = _quiet_call(who_is_it, path, next(databases), model, threshold)
+        else:
+            result = _quiet_call(who_is_it, str(cast_photo(what)), first, model, threshold)
+        record(f"who/hidden/{index}", result)

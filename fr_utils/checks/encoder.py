@@ -20,12 +20,14 @@ graph, which takes a few seconds on a busy CPU.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from fr_utils.checks._record import record
 from fr_utils.checks._runner import call_with_time_limit
 from fr_utils.data import cast_dir
 
@@ -60,9 +62,11 @@ def _as_array(result, name: str) -> np.ndarray:
         raise AssertionError(f"{name} returned {type(result).__name__}, not an array: {error}") from None
 
 
-def _encoding(img_to_encoding: Callable, path: Path, model) -> np.ndarray:
-    """Call the learner's function and insist on a (1, d) array."""
+def _encoding(img_to_encoding: Callable, path: Path, model, key: str | None = None) -> np.ndarray:
+    """Call the learner's function and insist on a (1, d) array (recorded under ``key``)."""
     result = call_with_time_limit(img_to_encoding, str(path), model, seconds=ENCODING_TIME_LIMIT_S)
+    if key is not None:
+        record(key, result)
     got = _as_array(result, "img_to_encoding")
     size = int(model.output_shape[-1])
     if got.shape == (size,):
@@ -109,7 +113,7 @@ def check_encoding_shape(img_to_encoding: Callable, model) -> np.ndarray:
 
     Returns the encoding."""
     path = cast_photo("Barack_Obama")
-    got = _encoding(img_to_encoding, path, model)
+    got = _encoding(img_to_encoding, path, model, key="encoder/shape")
     norm = float(np.linalg.norm(got))
     if not math.isclose(norm, 1.0, rel_tol=1e-3):
         raise AssertionError(
@@ -119,6 +123,10 @@ def check_encoding_shape(img_to_encoding: Callable, model) -> np.ndarray:
     return got
 
 
+REFERENCE_PHOTOS = (cast_photo("Barack_Obama", 2), cast_photo("Grace_Hopper"))
+"""The photos of :func:`check_encoding_matches_reference`."""
+
+
 def check_encoding_matches_reference(img_to_encoding: Callable, model) -> float:
     """Two photos: your encodings against ``fr_utils.img_to_encoding`` (the same steps).
 
@@ -126,8 +134,8 @@ def check_encoding_matches_reference(img_to_encoding: Callable, model) -> float:
     from fr_utils.encoding import face_crop, img_to_encoding as reference
 
     worst = 0.0
-    for path in (cast_photo("Barack_Obama", 2), cast_photo("Grace_Hopper")):
-        got = _encoding(img_to_encoding, path, model)
+    for path in REFERENCE_PHOTOS:
+        got = _encoding(img_to_encoding, path, model, key=f"encoder/reference/{path.name}")
         want = np.asarray(reference(path, model), dtype=np.float64)
         error = _relative_error(got, want)
         worst = max(worst, error)
@@ -199,8 +207,10 @@ def _distance_hints(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     }
 
 
-def _expect_distance(distance: Callable, a, b, situation: str) -> float:
-    got = _distance_value(call_with_time_limit(distance, a, b))
+def _expect_distance(distance: Callable, a, b, situation: str, key: str) -> float:
+    result = call_with_time_limit(distance, a, b)
+    record(key, result)
+    got = _distance_value(result)
     a64, b64 = (np.asarray(x, dtype=np.float64) for x in (a, b))
     want = float(np.linalg.norm(a64.ravel() - b64.ravel()))
     if math.isclose(got, want, rel_tol=1e-5, abs_tol=1e-6):
@@ -213,20 +223,42 @@ def _expect_distance(distance: Callable, a, b, situation: str) -> float:
     raise AssertionError("\n".join(lines))
 
 
-def check_distance_345(distance: Callable) -> None:
-    """(3, 0, 0, 0) and (0, 4, 0, 0): the distance is 5 (a 3-4-5 right triangle)."""
+def distance_cases(encodings=None) -> dict[str, tuple]:
+    """The public distance cases, ``{record key: (encoding_1, encoding_2, situation)}``; with
+    ``encodings`` (the (3, 512) rows of Obama 1, Obama 2 and Biden), also the cast's pairs."""
     a = np.array([[3.0, 0.0, 0.0, 0.0]], dtype=np.float32)
     b = np.array([[0.0, 4.0, 0.0, 0.0]], dtype=np.float32)
-    _expect_distance(distance, a, b, "encoding_1 = [[3, 0, 0, 0]], encoding_2 = [[0, 4, 0, 0]]")
-    _expect_distance(distance, a, a.copy(), "Two identical encodings")
+    rng = np.random.default_rng(6)
+    u, v = (rng.standard_normal(8).astype(np.float32) for _ in range(2))
+    cases = {
+        "distance/345": (a, b, "encoding_1 = [[3, 0, 0, 0]], encoding_2 = [[0, 4, 0, 0]]"),
+        "distance/same": (a, a.copy(), "Two identical encodings"),
+        "distance/rows": (u[None], v[None], "Two encodings of shape (1, 8)"),
+        "distance/flat": (u, v, "The same two encodings with shape (8,)"),
+    }
+    if encodings is not None:
+        obama_1, obama_2, biden = np.asarray(encodings)[:, None, :]
+        cases["distance/cast/same"] = (obama_1, obama_2, "Barack_Obama_0001 and Barack_Obama_0002")
+        cases["distance/cast/other"] = (obama_1, biden, "Barack_Obama_0001 and Joseph_Biden_0001")
+    return cases
+
+
+DISTANCE_CAST_PHOTOS = (("Barack_Obama", 1), ("Barack_Obama", 2), ("Joseph_Biden", 1))
+"""The photos whose encodings (fr_utils.encode_images) :func:`check_distance_on_cast` compares."""
+
+
+def check_distance_345(distance: Callable) -> None:
+    """(3, 0, 0, 0) and (0, 4, 0, 0): the distance is 5 (a 3-4-5 right triangle)."""
+    cases = distance_cases()
+    for key in ("distance/345", "distance/same"):
+        _expect_distance(distance, *cases[key], key=key)
 
 
 def check_distance_shapes(distance: Callable) -> None:
     """The same pair as (1, d) rows and as (d,) vectors: the same single number."""
-    rng = np.random.default_rng(6)
-    a, b = (rng.standard_normal(8).astype(np.float32) for _ in range(2))
-    _expect_distance(distance, a[None], b[None], "Two encodings of shape (1, 8)")
-    _expect_distance(distance, a, b, "The same two encodings with shape (8,)")
+    cases = distance_cases()
+    for key in ("distance/rows", "distance/flat"):
+        _expect_distance(distance, *cases[key], key=key)
 
 
 def check_distance_on_cast(distance: Callable, model) -> dict[str, float]:
@@ -235,13 +267,108 @@ def check_distance_on_cast(distance: Callable, model) -> dict[str, float]:
     Returns ``{pair: your distance}``."""
     from fr_utils.encoding import encode_images
 
-    paths = [cast_photo("Barack_Obama", 1), cast_photo("Barack_Obama", 2), cast_photo("Joseph_Biden")]
-    obama_1, obama_2, biden = encode_images(paths, model)[:, None, :]
-    same = _expect_distance(distance, obama_1, obama_2, "Barack_Obama_0001 and Barack_Obama_0002")
-    other = _expect_distance(distance, obama_1, biden, "Barack_Obama_0001 and Joseph_Biden_0001")
+    encodings = encode_images([cast_photo(*photo) for photo in DISTANCE_CAST_PHOTOS], model)
+    cases = distance_cases(encodings)
+    same = _expect_distance(distance, *cases["distance/cast/same"], key="distance/cast/same")
+    other = _expect_distance(distance, *cases["distance/cast/other"], key="distance/cast/other")
     return {"Obama 1 - Obama 2": same, "Obama 1 - Biden": other}
 
 
 def check_distance_runs(distance: Callable) -> None:
     """Only that the function can be called on two (1, 4) encodings and returns a number."""
     _distance_value(call_with_time_limit(distance, np.ones((1, 4)), np.zeros((1, 4))))
+
+
+# --------------------------------------------------------------------------
+# Hidden cases: what the functions return is recorded; the grader judges it
+# --------------------------------------------------------------------------
+
+
+REFUSED = (
+    "img_to_encoding called fr_utils.img_to_encoding (or encode_images), the function this "
+    "exercise asks you to write: write its steps yourself (face_crop, standardise, the model)."
+)
+
+
+def _answers():
+    """fr_utils' functions that answer the encoder exercise (img_to_encoding, encode_images)."""
+    import fr_utils.encoding as encoding
+
+    return [encoding.img_to_encoding, encoding.encode_images]
+
+
+def _refuse(*args, **kwargs):  # runs with fr_utils.encoding's globals: builtins only
+    raise AssertionError(
+        "img_to_encoding called fr_utils.img_to_encoding (or encode_images), the function this "
+        "exercise asks you to write: write its steps yourself (face_crop, standardise, the model)."
+    )
+
+
+@contextlib.contextmanager
+def _answers_refused():
+    """While inside, fr_utils.img_to_encoding and encode_images raise AssertionError(REFUSED),
+    whatever name they were imported under (their code is swapped, not their names)."""
+    functions = _answers()
+    saved = [function.__code__ for function in functions]
+    try:
+        for function in functions:
+            function.__code__ = _refuse.__code__
+        yield
+    finally:
+        for function, code in zip(functions, saved):
+            function.__code__ = code
+
+
+def tiny_encoder(seed: int):
+    """A small random Keras encoder with 6 outputs, its weights drawn from ``seed``: the same
+    network in every process (another `model` for img_to_encoding)."""
+    import keras
+
+    tiny = keras.Sequential([keras.Input((160, 160, 3)), keras.layers.Conv2D(4, 5, strides=4),
+                             keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(6)])
+    rng = np.random.default_rng(seed)
+    tiny.set_weights([(0.2 * rng.standard_normal(w.shape)).astype(np.float32) for w in tiny.get_weights()])
+    return tiny
+
+
+def record_encoding_cases(img_to_encoding: Callable, model, cases) -> None:
+    """Record ``img_to_encoding`` on ``(photo below fr_utils.data.cast_dir(), how, encoder)``
+    cases: ``how`` "path" (a pathlib.Path) or "str"; encoder "model" (the notebook's) or
+    "tiny:<seed>" (:func:`tiny_encoder`).  fr_utils' own encoder refuses to run meanwhile
+    (a call is recorded as such).  Decides nothing: the grader compares the records."""
+    tiny = {}
+    for index, (photo, how, encoder) in enumerate(cases):
+        path = cast_dir() / photo
+        if encoder == "model":
+            network = model
+        else:
+            seed = int(encoder.split(":")[1])
+            network = tiny.setdefault(seed, tiny_encoder(seed))
+        try:
+            with _answers_refused():
+                result = call_with_time_limit(img_to_encoding, path if how == "path" else str(path), network,
+                                              seconds=ENCODING_TIME_LIMIT_S)
+        except AssertionError as error:
+            if str(error) != REFUSED:
+                raise
+            result = {"called": "fr_utils.img_to_encoding"}
+        record(f"encoder/hidden/{index}", result)
+
+
+def random_vector_pairs(seed: int, cases):
+    """For ``(d, "row" or "flat", dtype name)`` cases: pairs of random vectors N(0, 3)."""
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for d, shape, dtype in cases:
+        u, v = (rng.normal(0, 3, d).astype(dtype) for _ in range(2))
+        pairs.append((u[None], v[None]) if shape == "row" else (u, v))
+    return pairs
+
+
+def record_distance_cases(distance: Callable, seed: int, cases) -> None:
+    """Record ``distance(u, v)``, ``distance(v, u)`` and ``distance(u, u.copy())`` on the pairs of
+    :func:`random_vector_pairs`.  Decides nothing: the grader compares the records."""
+    for index, (u, v) in enumerate(random_vector_pairs(seed, cases)):
+        record(f"distance/hidden/{index}", [call_with_time_limit(distance, u, v),
+                                             call_with_time_limit(distance, v, u),
+                                             call_with_time_limit(distance, u, u.copy())])
