@@ -241,3 +241,96 @@ def test_verification_correct_styles_pass_and_mistakes_fail(recorded):
         assert failing(code, right_max) == {"far_public", "far_hidden"}, name
     for name, code in WRONG_MAX.items():
         assert failing(right_far, code) == {"max_enrolled_public", "max_enrolled_hidden"}, name
+
+
+# -- the encoder notebook ---------------------------------------------------------------------------
+
+
+ENCODER = REPO / "notebooks" / "pretrained_encoder" / "pretrained_encoder.ipynb"
+
+
+@pytest.mark.slow
+def test_encoder_decisions_and_the_refused_reference(facenet, recorded):
+    import math
+
+    import fr_utils
+    from fr_utils.checks import encoder as checks
+    from fr_utils.encoding import face_crop
+    from intro_submissions import CORRECT_DISTANCE, CORRECT_ENCODING, WRONG_DISTANCE, WRONG_ENCODING
+
+    source = read_notebook(ENCODER)
+    cells = {grade_id: cell_by_id(source, grade_id).source
+             for grade_id in grader_cases.graded_cells("pretrained_encoder")}
+    base = {"checks": checks, "math": math, "np": np, "fr_utils": fr_utils, "face_crop": face_crop,
+            "model": facenet}
+
+    def failing(enc_code, dist_code):
+        namespace = {**base, "img_to_encoding": compile_function(enc_code, "img_to_encoding", base),
+                     "distance": compile_function(dist_code, "distance", base)}
+        found = {}
+        for grade_id, cell in cells.items():
+            problems = decide("pretrained_encoder", grade_id, cell, namespace, recorded)
+            if problems:
+                found[grade_id] = problems
+        return found
+
+    right_enc, right_dist = CORRECT_ENCODING["predict_on_batch"], CORRECT_DISTANCE["linalg_norm"]
+    assert failing(right_enc, right_dist) == {}
+    enc_cells = {"img_to_encoding_shape", "img_to_encoding_reference", "img_to_encoding_hidden"}
+    # the mistakes of tests/test_autograde_intro.py lose the same cells here
+    assert set(failing(WRONG_ENCODING["no_standardisation"], WRONG_DISTANCE["squared"])) == (
+        {"img_to_encoding_reference", "img_to_encoding_hidden", "distance_public", "distance_hidden"})
+    assert set(failing(WRONG_ENCODING["flat_512"], right_dist)) == enc_cells
+    global_model = failing(WRONG_ENCODING["global_model"], right_dist)
+    assert set(global_model) == {"img_to_encoding_hidden"}
+    assert "Use the model argument" in " ".join(global_model["img_to_encoding_hidden"])
+    for code in list(CORRECT_DISTANCE.values())[1:]:
+        assert failing(right_enc, code) == {}
+    for name, code in WRONG_DISTANCE.items():
+        assert {"distance_public", "distance_hidden"} & set(failing(right_enc, code)), name
+    # fr_utils' own encoder, under any name, passes the public cells and loses the exercise
+    calls_reference = ("from fr_utils import img_to_encoding as _theirs\n\n"
+                       "def img_to_encoding(image_path, model):\n    return _theirs(image_path, model)\n")
+    lost = failing(calls_reference, right_dist)
+    assert set(lost) == {"img_to_encoding_hidden"}
+    assert "called fr_utils.img_to_encoding" in lost["img_to_encoding_hidden"][0]
+    assert fr_utils.img_to_encoding.__code__.co_name == "img_to_encoding"  # restored afterwards
+
+
+# -- the door notebook ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_door_decisions_match_the_public_checks_and_hidden_tests(facenet, recorded):
+    from pathlib import Path
+
+    import test_door_notebook as door
+    from fr_utils.checks import door as checks
+    from fr_utils.data import cast_dir
+
+    source = read_notebook(REPO / "notebooks" / "door" / "door.ipynb")
+    cells = {grade_id: cell_by_id(source, grade_id).source for grade_id in grader_cases.graded_cells("door")}
+    cell_of = {
+        checks.check_database_cast: "database_public", checks.check_database_names: "database_public",
+        checks.check_verify_cast: "verify_public", checks.check_verify_details: "verify_details",
+        checks.check_who_is_it_cast: "who_is_it_public", checks.check_who_is_it_closest: "who_is_it_public",
+        checks.check_who_is_it_threshold: "who_is_it_threshold",
+    }
+    right = {name: door.compile_function(next(iter(styles.values())), name)
+             for name, (styles, _, _) in door.EXERCISES.items()}
+    base = {"np": np, "fr_utils": door.FR_UTILS, "Path": Path, "checks": checks, "model": facenet,
+            "img_to_encoding": door.cached_img_to_encoding, "CAST": checks.sample_cast(),
+            "OTHER": cast_dir() / "other"}
+
+    def failing(**functions) -> set[str]:
+        namespace = {**base, **right, **functions}
+        return {grade_id for grade_id, cell in cells.items() if decide("door", grade_id, cell, namespace, recorded)}
+
+    for name, (styles, _, _) in door.EXERCISES.items():
+        for style, code in styles.items():
+            assert failing(**{name: door.compile_function(code, name)}) == set(), (name, style)
+    for (name, mistake), expected in door.WRONG.items():
+        hidden_cell = door.EXERCISES[name][2]
+        want = {cell_of[check] for check, _ in expected} | {hidden_cell}
+        got = failing(**{name: door.compile_function(door.SUBMITTED[name][mistake], name)})
+        assert got == want, (name, mistake)
