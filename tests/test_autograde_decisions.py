@@ -90,10 +90,10 @@ def test_attack_ends_with_its_honest_score(triplet_cycle, attack):
 
 def test_the_grader_says_why_a_cell_failed(triplet_cycle):
     course = triplet_cycle["course"]
-    patched = course.read_autograded("numpy-comparisons-patched", TRIPLET)
-    hidden = error_outputs(cell_by_id(patched, "triplet_loss_hidden"))
+    framed = course.read_autograded("expected-value-from-frame", TRIPLET)
+    hidden = error_outputs(cell_by_id(framed, "triplet_loss_hidden"))
     assert hidden and hidden[0]["ename"] == "GradingError"
-    assert hidden[0]["evalue"].startswith("Hidden test: 5 random triplets of dimension 2")
+    assert hidden[0]["evalue"].startswith("Hidden test: 1 random triplets of dimension 7")
     assert "expected" not in hidden[0]["evalue"]  # a hidden case never shows its answer
     blanked = course.read_autograded("input-transformer-blanks-tests", TRIPLET)
     assert "no result was recorded" in error_outputs(cell_by_id(blanked, "semi_hard_public"))[0]["evalue"]
