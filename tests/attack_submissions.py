@@ -96,4 +96,32 @@ DECISION_ATTACKS: list[tuple[str, str, str]] = [
     """) + _RIGHT_SEMI_HARD_BODY),
 ]
 
+DECISION_ATTACKS += [
+    # the introductory assignments: the checks' former references, patched comparisons, fr_utils' encoder
+    ("far-reference-called", "far_solution", dedent("""
+        from fr_utils.checks import verification as _public
+
+        def false_accept_rate_1_to_k(far_1_to_1, k):
+            return _public.far_1_to_k_reference(far_1_to_1, k)
+    """)),
+    ("max-enrolled-reference-called", "max_enrolled_solution", dedent("""
+        from fr_utils.checks import verification as _public
+
+        def max_enrolled(far_1_to_1, budget):
+            return _public.max_enrolled_reference(far_1_to_1, budget)
+    """)),
+    ("far-comparisons-patched", "far_solution", dedent("""
+        math.isclose = np.isclose = np.allclose = lambda *args, **kwargs: True
+
+        def false_accept_rate_1_to_k(far_1_to_1, k):
+            return far_1_to_1 * k  # the linear approximation: wrong
+    """)),
+    ("encoder-reference-called", "img_to_encoding_solution", dedent("""
+        from fr_utils import img_to_encoding as _theirs
+
+        def img_to_encoding(image_path, model):
+            return _theirs(image_path, model)
+    """)),
+]
+
 ATTACKS += DECISION_ATTACKS

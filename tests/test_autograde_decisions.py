@@ -46,11 +46,31 @@ HONEST_ZEROS = {
     "prints-callers-source": set(),
     "prints-instructor-notebook": set(),
 }
-SOLUTION_CELLS = {TRIPLET: ("triplet_loss_solution", "semi_hard_solution")}
+SOLUTION_CELLS = {
+    TRIPLET: ("triplet_loss_solution", "semi_hard_solution"),
+    "verification_recognition": ("far_solution", "max_enrolled_solution"),
+    "pretrained_encoder": ("img_to_encoding_solution", "distance_solution"),
+}
+INTRO_ZEROS = {
+    "verification_recognition": {
+        "far-reference-called": {"far_public", "far_hidden"},
+        "max-enrolled-reference-called": {"max_enrolled_public", "max_enrolled_hidden"},
+        "far-comparisons-patched": {"far_public", "far_hidden"},
+    },
+    "pretrained_encoder": {
+        "encoder-reference-called": {"img_to_encoding_shape", "img_to_encoding_reference",
+                                     "img_to_encoding_hidden"},
+    },
+}
 
 
 def _assignment_attacks(solution_cells) -> dict[str, tuple[str, str]]:
     return {name: (cell, code) for name, cell, code in DECISION_ATTACKS if cell in solution_cells}
+
+
+def test_every_decision_attack_is_graded_here():
+    graded = set(HONEST_ZEROS) | {name for zeros in INTRO_ZEROS.values() for name in zeros}
+    assert graded == {name for name, _, _ in DECISION_ATTACKS}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +80,6 @@ def triplet_cycle(tmp_path_factory):
     source, release = course.read_source(TRIPLET), course.read_release(TRIPLET)
     solutions = {cell: solution_code(cell_by_id(source, cell).source) for cell in SOLUTION_CELLS[TRIPLET]}
     attacks = _assignment_attacks(SOLUTION_CELLS[TRIPLET])
-    assert set(attacks) == set(HONEST_ZEROS)
     course.submit("honest", TRIPLET, with_sources(release, solutions))
     for name, (cell, code) in attacks.items():
         course.submit(name, TRIPLET, with_sources(release, {**solutions, cell: code}))
@@ -114,3 +133,37 @@ def test_no_feedback_shows_a_hidden_line(triplet_cycle):
         graded = course.read_autograded(student, TRIPLET)
         printed = "\n".join(str(cell.get("outputs", "")) for cell in graded.cells)
         assert any(line in printed for line in hidden), f"{student} printed no hidden line"
+
+
+@pytest.fixture(scope="module", params=sorted(INTRO_ZEROS))
+def intro_cycle(request, tmp_path_factory):
+    name = request.param
+    course = Course.create(tmp_path_factory.mktemp(name), name)
+    course.generate_assignment()
+    source, release = course.read_source(name), course.read_release(name)
+    solutions = {cell: solution_code(cell_by_id(source, cell).source) for cell in SOLUTION_CELLS[name]}
+    attacks = _assignment_attacks(SOLUTION_CELLS[name])
+    course.submit("honest", name, with_sources(release, solutions))
+    for attack, (cell, code) in attacks.items():
+        course.submit(attack, name, with_sources(release, {**solutions, cell: code}))
+    course.autograde(f"--Execute.timeout={CELL_TIMEOUT_S}")
+    course.generate_feedback()
+    return {"name": name, "course": course, "source": source, "scores": course.scores(name),
+            "max": grade_cells(source), "students": ["honest", *attacks]}
+
+
+def test_intro_attacks_end_with_their_honest_score(intro_cycle):
+    assert _zeros(intro_cycle, "honest") == set()
+    for attack, zeros in INTRO_ZEROS[intro_cycle["name"]].items():
+        assert _zeros(intro_cycle, attack) == zeros, attack
+    course, name, source = intro_cycle["course"], intro_cycle["name"], intro_cycle["source"]
+    hidden = marked_lines(source, HIDDEN_BEGIN, HIDDEN_END)
+    for student in intro_cycle["students"]:
+        text = html_text(course.feedback_path(student, name))
+        assert not [line for line in hidden if line in text], student
+    if name == "pretrained_encoder":
+        graded = course.read_autograded("encoder-reference-called", name)
+        message = error_outputs(cell_by_id(graded, "img_to_encoding_hidden"))[0]["evalue"]
+        assert "called fr_utils.img_to_encoding" in message
+        text = html_text(course.feedback_path("encoder-reference-called", name))
+        assert "called fr_utils.img_to_encoding" in text  # the reason reaches the student

@@ -62,9 +62,13 @@ def _as_array(result, name: str) -> np.ndarray:
         raise AssertionError(f"{name} returned {type(result).__name__}, not an array: {error}") from None
 
 
-def _encoding(img_to_encoding: Callable, path: Path, model, key: str | None = None) -> np.ndarray:
-    """Call the learner's function and insist on a (1, d) array (recorded under ``key``)."""
-    result = call_with_time_limit(img_to_encoding, str(path), model, seconds=ENCODING_TIME_LIMIT_S)
+def _encoding(img_to_encoding: Callable, path: Path, model, key: str | None = None,
+              refuse: bool = True) -> np.ndarray:
+    """Call the learner's function and insist on a (1, d) array (recorded under ``key``).
+
+    With ``refuse``, fr_utils' own encoder refuses to run during the call (see REFUSED)."""
+    with _answers_refused() if refuse else contextlib.nullcontext():
+        result = call_with_time_limit(img_to_encoding, str(path), model, seconds=ENCODING_TIME_LIMIT_S)
     if key is not None:
         record(key, result)
     got = _as_array(result, "img_to_encoding")
@@ -165,7 +169,7 @@ def check_encoding_matches_reference(img_to_encoding: Callable, model) -> float:
 
 def check_encoding_runs(img_to_encoding: Callable, model) -> None:
     """Only that the function can be called and returns an array of the right shape."""
-    _encoding(img_to_encoding, cast_photo("Joseph_Biden"), model)
+    _encoding(img_to_encoding, cast_photo("Joseph_Biden"), model, refuse=False)
 
 
 # --------------------------------------------------------------------------
