@@ -207,9 +207,11 @@ def test_classroom_cycle_in_the_browser(room, browser):
     source = read_notebook(REPO / "notebooks" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
     full_marks = sum(grade_cells(source).values())
 
-    # The instructor's course folder (solutions, hidden tests, gradebook) is private.
-    peek = subprocess.run(["runuser", "-u", solver, "--", "ls", str(room.course)], capture_output=True)
-    assert peek.returncode != 0, f"{solver} can list the instructor's course folder {room.course}"
+    # The instructor's course folder (solutions, hidden tests, gradebook) and each
+    # student's work are private to their owner.
+    for who, folder in ((solver, room.course), (idler, room.home(solver))):
+        peek = subprocess.run(["runuser", "-u", who, "--", "ls", str(folder)], capture_output=True)
+        assert peek.returncode != 0, f"{who} can list {folder}"
 
     with timed("instructor: log in, server start"):
         teacher = log_in(browser, room, instructor)
