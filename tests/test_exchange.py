@@ -119,6 +119,9 @@ def test_two_students_fetch_submit_and_get_their_own_feedback_through_the_exchan
     assert "has changed" not in log, log  # honest submissions: no "Attribute 'checksum' ... has changed!"
     scores = course.scores(A)
     assert sum(scores["alice"].values()) == 12 and sum(scores["bob"].values()) == 0
+    executed = course.read_autograded("alice", A)  # no TensorFlow start-up log block in any output
+    outputs = ["".join(o.get("text", "")) for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [t for t in outputs if "absl::InitializeLog" in t or "oneDNN custom operations" in t]
     timed(times, "generate_feedback", course.generate_feedback)
     timed(times, "release_feedback", lambda: course.nbgrader("release_feedback", A))
 
