@@ -5,12 +5,15 @@ a failing public check shows its message, not library source."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -112,6 +115,37 @@ def test_a_failing_public_check_shows_its_message_first_in_a_notebook(tmp_path):
 # -- the wheel in a fresh environment -------------------------------------------------
 
 
+def build_wheel(tmp_path: Path) -> Path:
+    """The fr_utils wheel, built from a copy of what it is made of (the repository stays untouched)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    shutil.copytree(REPO / "fr_utils", src / "fr_utils", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    args = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path / "dist"), str(src)]
+    if importlib.util.find_spec("setuptools"):  # build with this environment's setuptools: no download
+        args.insert(5, "--no-build-isolation")
+    out = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    (wheel,) = (tmp_path / "dist").glob("fr_utils-*.whl")
+    return wheel
+
+
+def test_the_wheel_ships_every_file_of_the_package(tmp_path):
+    """Every file of fr_utils/ (code, the cast, its credits) is in the wheel, and nothing of the
+    course: no notebooks, no grader/, no tests; the cast-building tool stays in the repository."""
+    wheel = build_wheel(tmp_path)
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {n for n in archive.namelist() if not n.split("/")[0].endswith(".dist-info")}
+    expected = {p.relative_to(REPO).as_posix() for p in (REPO / "fr_utils").rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts and p.name != "build_cast.py"}
+    assert sorted(expected - shipped) == []
+    assert {n.split("/")[0] for n in shipped} == {"fr_utils"}
+    assert "fr_utils/cast/people/Grace_Hopper/Grace_Hopper_0001.jpg" in shipped
+
+
+
+
 def solved(course: Course, notebook: str):
     source = course.read_source(notebook)
     solutions = {nbgrader_meta(c)["grade_id"]: solution_code(c.source)
@@ -153,10 +187,16 @@ def test_the_wheel_in_a_fresh_venv_far_from_the_repo_grades_a_released_notebook_
     course = Course.create(tmp_path / "course", notebook)
     course.generate_assignment()
     course.submit("alice", notebook, solved(course, notebook))
-    env = {**nbgrader_env(), "JUPYTER_PATH": str(kernels / "share" / "jupyter"),
-           "XDG_DATA_HOME": str(tmp_path / "no-user-data")}
-    for name in ("PYTHONPATH", "FR_WEIGHTS_DIR"):  # the kernel must find everything in its own venv
-        env.pop(name, None)
+    # The grader (nbgrader's process) keeps the instructor's settings: it computes reference
+    # encodings itself. The kernel gets none of them (an empty value counts as unset), so it
+    # must find fr_utils, the cast and the weights in its own venv; the instructor's Python
+    # would find no weights there and fail.
+    spec_file = kernels / "share" / "jupyter" / "kernels" / "fr-student" / "kernel.json"
+    spec = json.loads(spec_file.read_text())
+    assert spec["argv"][0].startswith(str(venv)), spec["argv"]  # the student venv's Python
+    spec["env"] = {"PYTHONPATH": "", "FR_WEIGHTS_DIR": "", "XDG_DATA_HOME": str(tmp_path / "no-user-data")}
+    spec_file.write_text(json.dumps(spec))
+    env = {**nbgrader_env(), "JUPYTER_PATH": str(kernels / "share" / "jupyter")}
     start = time.perf_counter()
     graded = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", notebook, "--force",
                              "--Execute.kernel_name=fr-student"],
