@@ -175,3 +175,64 @@ def test_files_that_are_not_the_notebook_get_a_clear_line_and_zero_and_the_class
     rows = {row["student_id"]: float(row["score"]) for row in course.export()}
     assert rows == {"alice": 12.0, "dave": 0.0, "erin": 0.0, "frank": 0.0, "gina": 0.0}
     assert "has changed" not in log
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_jupyterlab_at_the_course_root_sees_the_course_and_fetches_through_the_exchange(tmp_path):
+    """What `make course` starts, on a course folder: the Assignment List's server side names
+    the course, lists the released assignment and fetches it; the Formgrader's API lists it."""
+    import os
+    import urllib.parse
+    import urllib.request
+
+    course = Course.create(tmp_path / "course", A)
+    course.generate_assignment()
+    course.nbgrader("release_assignment", A)
+    port, token = _free_port(), "exchange-test-token"
+    args = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ServerApp.port_retries=0",
+            f"--ServerApp.root_dir={course.root}", f"--IdentityProvider.token={token}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--allow-root")
+    env = {**nbgrader_env(), "JUPYTER_DATA_DIR": str(tmp_path / "jupyter-data")}
+    server = subprocess.Popen(args, cwd=course.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def call(path: str, data: dict | None = None):
+        body = urllib.parse.urlencode(data).encode() if data is not None else None
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body,
+                                     headers={"Authorization": f"token {token}"})
+        with urllib.request.urlopen(req, timeout=120) as response:
+            return json.loads(response.read() or b"null")
+
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                call("/api/status")
+                break
+            except OSError:
+                assert server.poll() is None and time.time() < deadline, "JupyterLab did not come up"
+                time.sleep(1)
+        assert call("/courses") == {"success": True, "value": ["facenet"]}
+        listed = call("/assignments?course_id=facenet")
+        assert listed["success"], listed
+        assert [(a["assignment_id"], a["status"]) for a in listed["value"]] == [(A, "released")]
+        fetched = call("/assignments/fetch", {"assignment_id": A, "course_id": "facenet"})
+        assert fetched["success"], fetched
+        assert (course.root / A / f"{A}.ipynb").is_file()  # fetched into the server's root folder
+        formgrader = call("/formgrader/api/assignments")
+        assert [a["name"] for a in formgrader] == [A] and formgrader[0]["status"] == "released", formgrader
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
