@@ -53,7 +53,7 @@ test: setup  ## the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 fidelity: setup  ## max |Keras - frozen graph| over real faces
-	$(BIN)/python -m fr_utils.fidelity
+	$(BIN)/python -m fr_utils.build.fidelity
 
 lfw: setup  ## LFW accuracy, standard protocol, Sandberg's options (needs FR_DATASETS; about 20 min the first time, seconds once cached)
 	$(BIN)/python -m fr_utils.evaluate lfw --published

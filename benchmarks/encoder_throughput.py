@@ -29,9 +29,10 @@ def main() -> None:
 
     import tensorflow as tf
 
+    from fr_utils.build.convert import reference_graph_def
+    from fr_utils.build.frozen_graph import frozen_encoder
     from fr_utils.encoding import inference_function
-    from fr_utils.frozen_graph import frozen_encoder
-    from fr_utils.weights import load_facenet, reference_graph_def
+    from fr_utils.weights import load_facenet
 
     model = load_facenet()
     graph = frozen_encoder(reference_graph_def())

@@ -14,7 +14,6 @@ face (as LFW's are) may encode it whole with ``detect=False``. Asserts nothing.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,9 +26,13 @@ def main() -> int:
     parser.add_argument("--lfw-dir", type=Path, default=None)
     parser.add_argument("--limit", type=int, default=None, help="only the first N images (sorted)")
     args = parser.parse_args()
-    lfw = args.lfw_dir or (Path(os.environ["FR_DATASETS"]) / "lfw-deepfunneled" if os.environ.get("FR_DATASETS") else None)
-    if lfw is None or not lfw.is_dir():
-        print("skipped: LFW not found (pass --lfw-dir or set FR_DATASETS to a folder holding lfw-deepfunneled/)")
+    from fr_utils.datasets import dataset_path
+    from fr_utils.errors import DatasetsNotFound
+
+    try:
+        lfw = dataset_path("lfw-deepfunneled", given=args.lfw_dir)
+    except DatasetsNotFound as err:
+        print(f"skipped: LFW not found ({err}; or pass --lfw-dir)")
         return 0
 
     from fr_utils.detect import detect_faces

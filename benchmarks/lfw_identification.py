@@ -29,7 +29,6 @@ face cannot be enrolled, and all their probes count as errors). Asserts nothing.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import time
@@ -60,9 +59,13 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=None, help="only the first N people (sorted), for a quick run")
     parser.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (default: embed_files')")
     args = parser.parse_args()
-    lfw = args.lfw_dir or (Path(os.environ["FR_DATASETS"]) / "lfw-deepfunneled" if os.environ.get("FR_DATASETS") else None)
-    if lfw is None or not lfw.is_dir():
-        print("skipped: LFW not found (pass --lfw-dir or set FR_DATASETS to a folder holding lfw-deepfunneled/)")
+    from fr_utils.datasets import dataset_path
+    from fr_utils.errors import DatasetsNotFound
+
+    try:
+        lfw = dataset_path("lfw-deepfunneled", given=args.lfw_dir)
+    except DatasetsNotFound as err:
+        print(f"skipped: LFW not found ({err}; or pass --lfw-dir)")
         return 0
 
     from fr_utils.database import FaceDatabase

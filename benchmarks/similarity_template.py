@@ -11,24 +11,26 @@ deviation: the numbers of ``fr_utils.align.SIMILARITY_TEMPLATE``.
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
 
 def main() -> int:
-    root = os.environ.get("FR_DATASETS")
-    if not root:
-        print("skipped: set FR_DATASETS to a folder holding lfw-deepfunneled/ and lfw-protocol/")
+    from fr_utils.datasets import dataset_path
+    from fr_utils.errors import DatasetsNotFound
+
+    try:
+        lfw, protocol = dataset_path("lfw-deepfunneled"), dataset_path("lfw-protocol")
+    except DatasetsNotFound as err:
+        print(f"skipped: {err}")
         return 0
     from fr_utils.align import crop_box
     from fr_utils.embedding_cache import detect_files
     from fr_utils.evaluate import read_pairs
     from fr_utils.images import load_image
 
-    pairs = read_pairs(Path(root, "lfw-protocol", "pairsDevTrain.txt"), Path(root, "lfw-deepfunneled"))
+    pairs = read_pairs(protocol / "pairsDevTrain.txt", lfw)
     files = sorted(set([p.path_a for p in pairs] + [p.path_b for p in pairs]))
     points = []
     for path, faces in zip(files, detect_files(files)):

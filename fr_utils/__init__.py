@@ -4,17 +4,26 @@ Public API (imported lazily, so ``import fr_utils`` is quick and TensorFlow
 loads on first use)::
 
     load_facenet()                  pretrained Inception-ResNet-v1, Keras 3, (m,160,160,3) -> (m,512)
-    img_to_encoding(image, model)   face crop (path or RGB array) -> (1, 512) unit-norm embedding
-    encode_images(images, model)    many face crops -> (n, 512), batched
+    img_to_encoding(image, model)   a photo (or a face crop, detect=False) -> (1, 512) unit-norm embedding
+    encode_images(images, model)    many photos or crops -> (n, 512), batched
+    embed_files(paths)              many photo files -> (n, 512), cached on disk (NaN rows: no face)
+    detect_faces(image)             MTCNN: every face's box, confidence and keypoints, largest first
+    face_crop(image)                the largest face of a photo, cropped as the encoder expects (160x160)
+    align_face(image, face)         one detected face cropped as the encoder expects
     load_image(path_or_bytes)       RGB uint8 (H, W, 3), FaceImageError on bad input
     fixed_image_standardization(x)  the model's input standardisation, (x - 127.5) / 128
     prewhiten(x)                    per-image standardisation (for the preprocessing lesson)
-    inception_resnet_v1()           the architecture, untrained
-    openface_nn4_small2()           OpenFace's nn4.small2 architecture, for comparison (no weights)
     FaceDatabase(path)              the door: enrol, verify, identify; SQLite file or in memory
-    default_threshold(metric)       the model's verification threshold, chosen on LFW View 1
-    embed_files(paths)              many photos -> (n, 512), cached on disk (NaN rows: no face)
     sample_cast()                   the shipped sample photos, {name: [paths]} (fr_utils.data)
+    FrUtilsError                    base class of every error below
+    FaceImageError                  an image cannot be read or holds nothing usable (a ValueError)
+    NoFaceError                     a photo without a face (a FaceImageError)
+    WeightsError                    the encoder's weights are missing or damaged (a RuntimeError)
+
+Everything else is imported from its module: ``fr_utils.encoding`` (the batch
+encoder), ``fr_utils.matching`` (metrics, thresholds), ``fr_utils.evaluate``
+(LFW), ``fr_utils.models`` (architectures), ``fr_utils.errors`` (every error),
+``fr_utils.weights`` (the weights files), ``fr_utils.build`` (maintainers' tools).
 """
 
 from __future__ import annotations
@@ -29,31 +38,22 @@ from fr_utils import _quiet  # noqa: E402 - TensorFlow's C++ start-up log, silen
 _quiet.install()
 
 _EXPORTS = {
-    "encode_images": "fr_utils.encoding",
-    "img_to_encoding": "fr_utils.encoding",
-    "preprocess": "fr_utils.encoding",
-    "encode_faces": "fr_utils.encoding",
-    "face_crop": "fr_utils.encoding",
-    "detect_faces": "fr_utils.detect",
-    "align_face": "fr_utils.align",
-    "FaceImageError": "fr_utils.images",
-    "NoFaceError": "fr_utils.images",
-    "as_rgb_array": "fr_utils.images",
-    "fixed_image_standardization": "fr_utils.images",
-    "load_image": "fr_utils.images",
-    "prewhiten": "fr_utils.images",
-    "inception_resnet_v1": "fr_utils.models",
-    "openface_nn4_small2": "fr_utils.models",
-    "FaceDatabase": "fr_utils.database",
-    "FaceDatabaseError": "fr_utils.database",
-    "ModelMismatchError": "fr_utils.database",
-    "UnknownPersonError": "fr_utils.database",
-    "EmptyDatabaseError": "fr_utils.database",
-    "default_threshold": "fr_utils.matching",
-    "embed_files": "fr_utils.evaluate",
-    "WeightsError": "fr_utils.weights",
     "load_facenet": "fr_utils.weights",
     "sample_cast": "fr_utils.data",
+    "img_to_encoding": "fr_utils.encoding",
+    "encode_images": "fr_utils.encoding",
+    "embed_files": "fr_utils.embedding_cache",
+    "detect_faces": "fr_utils.detect",
+    "face_crop": "fr_utils.encoding",
+    "align_face": "fr_utils.align",
+    "load_image": "fr_utils.images",
+    "fixed_image_standardization": "fr_utils.images",
+    "prewhiten": "fr_utils.images",
+    "FaceDatabase": "fr_utils.database",
+    "FrUtilsError": "fr_utils.errors",
+    "FaceImageError": "fr_utils.errors",
+    "NoFaceError": "fr_utils.errors",
+    "WeightsError": "fr_utils.errors",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -15,7 +15,8 @@ from typing import Mapping, Sequence, Union
 
 import numpy as np
 
-from fr_utils.images import FaceImageError, ImageSource, as_rgb_array, resize
+from fr_utils.errors import FaceImageError
+from fr_utils.images import ImageSource, as_rgb_array, resize
 
 Face = Union[Mapping, Sequence[float]]
 
@@ -66,7 +67,11 @@ def align_face(image: ImageSource, face: Face, size: int = 160, margin: int = 32
     Raises:
         FaceImageError: the image cannot be read, or the box lies outside it.
     """
-    img = as_rgb_array(image)
+    return _cut_box(as_rgb_array(image), face, size, margin)
+
+
+def _cut_box(img: np.ndarray, face: Face, size: int = 160, margin: int = 32) -> np.ndarray:
+    """:func:`align_face` on an RGB uint8 array already read and checked by ``as_rgb_array``."""
     x1, y1, x2, y2 = crop_box(img.shape, face, margin)
     crop = np.ascontiguousarray(img[y1:y2, x1:x2])
     return resize(crop, int(size))
@@ -75,7 +80,7 @@ def align_face(image: ImageSource, face: Face, size: int = 160, margin: int = 32
 def align_faces(image: ImageSource, faces: Sequence[Face], size: int = 160, margin: int = 32) -> np.ndarray:
     """:func:`align_face` for every face of one photo: (n, size, size, 3) uint8."""
     img = as_rgb_array(image)
-    crops = [align_face(img, face, size, margin) for face in faces]
+    crops = [_cut_box(img, face, size, margin) for face in faces]
     if not crops:
         return np.zeros((0, size, size, 3), dtype=np.uint8)
     return np.stack(crops)
@@ -132,9 +137,13 @@ def align_similarity(image: ImageSource, face: Mapping, size: int = 160) -> np.n
     Raises:
         FaceImageError: the image cannot be read, or the face has no five keypoints.
     """
+    return _cut_similarity(as_rgb_array(image), face, size)
+
+
+def _cut_similarity(img: np.ndarray, face: Mapping, size: int = 160) -> np.ndarray:
+    """:func:`align_similarity` on an RGB uint8 array already read and checked by ``as_rgb_array``."""
     from PIL import Image
 
-    img = as_rgb_array(image)
     keypoints = face.get("keypoints") if isinstance(face, Mapping) else None
     names = tuple(SIMILARITY_TEMPLATE)
     if not keypoints or any(k not in keypoints for k in names):

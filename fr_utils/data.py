@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+from fr_utils.images import is_image_file
 
 
 def cast_dir() -> Path:
@@ -45,7 +45,7 @@ def sample_cast(directory: Path | str | None = None) -> dict[str, list[Path]]:
     """
     root = Path(directory) if directory is not None else cast_dir() / "people"
     cast = {
-        person.name: sorted(p for p in person.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+        person.name: sorted(p for p in person.iterdir() if is_image_file(p))
         for person in sorted(root.iterdir()) if person.is_dir()
     } if root.is_dir() else {}
     cast = {name: photos for name, photos in cast.items() if photos}

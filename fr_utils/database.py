@@ -45,42 +45,22 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from fr_utils.face_store import FaceDatabaseError, connect, sqlite_error, utc_now
-from fr_utils.matching import METRICS, check_metric, check_threshold, default_threshold, distances
+from fr_utils.errors import (
+    EmptyDatabaseError,
+    FaceDatabaseError,
+    FaceImageError,
+    ModelMismatchError,
+    SkippedImagesWarning,
+    UnknownPersonError,
+)
+from fr_utils.face_store import connect, sqlite_error, utc_now
+from fr_utils.images import IMAGE_SUFFIXES, is_image_file
+from fr_utils.matching import check_metric, check_threshold, default_threshold, distances_to
 from fr_utils.weights import is_pretrained, model_identity
 
-__all__ = [
-    "FaceDatabase", "FaceDatabaseError", "ModelMismatchError", "UnknownPersonError", "EmptyDatabaseError",
-    "SkippedImagesWarning", "METRICS", "check_metric", "check_threshold", "check_name",
-    "default_threshold", "distances", "image_files",
-]
+__all__ = ["FaceDatabase", "check_name", "image_files"]
 
-#: Image files :meth:`FaceDatabase.enroll` takes from a folder (case-insensitive).
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"})
 MAX_NAME_LENGTH = 200
-
-
-class ModelMismatchError(FaceDatabaseError):
-    """The database was built with another encoder than the one given."""
-
-
-class UnknownPersonError(KeyError):
-    """A name that is not enrolled."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
-
-
-class EmptyDatabaseError(LookupError):
-    """Identification was asked of a database in which no one is enrolled."""
-
-
-class SkippedImagesWarning(UserWarning):
-    """Some images of a bulk enrol were skipped; ``.skipped`` lists ``(file, reason)``."""
-
-    def __init__(self, message: str, skipped: list[tuple[str, str]]):
-        super().__init__(message)
-        self.skipped = skipped
 
 
 # --------------------------------------------------------------------------- the database
@@ -102,16 +82,6 @@ def check_name(name: str) -> str:
     return name
 
 
-def _describe(image) -> str:
-    if isinstance(image, (str, os.PathLike)):
-        return str(image)
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        return f"<{memoryview(image).nbytes} bytes>"
-    if isinstance(image, np.ndarray):
-        return f"<array {image.shape}>"
-    return f"<{type(image).__name__}>"
-
-
 def _image_digest(image) -> str | None:
     """sha256 of a file's bytes, of bytes, or of an array's pixels; None when unreadable."""
     try:
@@ -129,11 +99,7 @@ def _image_digest(image) -> str | None:
 
 def image_files(folder: str | os.PathLike) -> list[Path]:
     """The image files directly in ``folder`` (by suffix, hidden files excluded), sorted."""
-    folder = Path(folder)
-    return sorted(
-        p for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
-    )
+    return sorted(p for p in Path(folder).iterdir() if is_image_file(p))
 
 
 def _as_image_list(images) -> tuple[list, bool]:
@@ -452,8 +418,6 @@ class FaceDatabase:
             SkippedImagesWarning: with several images, those without a face or
                 unreadable were skipped (listed, with the reason) and the rest enrolled.
         """
-        from fr_utils.images import FaceImageError
-
         check_name(name)
         items, single = _as_image_list(images)
         if batch_size < 1:
@@ -469,23 +433,22 @@ class FaceDatabase:
             if digest is not None:
                 known.add(digest)
             todo.append((img, digest))
+        from fr_utils.encoding import encode_batch, progress_bar
+
         added, skipped = 0, []
-        bar = _progress(len(todo), progress, f"enrolling {name}")
-        try:
+        with progress_bar(len(todo), bool(progress), f"enrolling {name}") as bar:
             for start in range(0, len(todo), batch_size):
                 batch = todo[start : start + batch_size]
-                vectors, ok = self._encode_batch([img for img, _ in batch], single, skipped)
-                if ok:
+                encoded = encode_batch([img for img, _ in batch], self.model, batch_size=batch_size,
+                                       on_bad="raise" if single else "skip", progress=False)
+                skipped += [(image, why) for _, image, why in encoded.skipped]
+                if encoded.indices:
                     added += self.add_embeddings(
-                        name, vectors,
-                        sources=[_source_name(batch[i][0]) for i in ok],
-                        digests=[batch[i][1] for i in ok],
+                        name, encoded.embeddings,
+                        sources=[_source_name(batch[i][0]) for i in encoded.indices],
+                        digests=[batch[i][1] for i in encoded.indices],
                     )
-                if bar is not None:
-                    bar.update(len(batch))
-        finally:
-            if bar is not None:
-                bar.close()
+                bar.update(len(batch))
         if skipped and added == 0 and duplicates == 0:
             listing = "; ".join(f"{f}: {why}" for f, why in skipped)
             raise FaceImageError(f"nothing enrolled for {name!r}: no usable image ({listing})")
@@ -496,27 +459,6 @@ class FaceDatabase:
                 stacklevel=2,
             )
         return added
-
-    def _encode_batch(self, images: list, single: bool, skipped: list) -> tuple[np.ndarray, list[int]]:
-        """Encode the largest face of each image -> ((k, d) embeddings, indices encoded).
-        Unusable images are appended to ``skipped`` (or raised when ``single``)."""
-        from fr_utils.encoding import face_crop, inference_function, preprocess
-        from fr_utils.images import FaceImageError
-
-        model = self.model
-        size = int(model.input_shape[1])
-        crops, ok = [], []
-        for i, img in enumerate(images):
-            try:
-                crops.append(preprocess(face_crop(img), size))
-                ok.append(i)
-            except FaceImageError as err:
-                if single:
-                    raise
-                skipped.append((_describe(img), _reason(err, img)))
-        if not crops:
-            return np.zeros((0, int(model.output_shape[-1])), np.float32), ok
-        return np.asarray(inference_function(model)(np.stack(crops)), dtype=np.float32), ok
 
     def enroll_tree(self, root: str | os.PathLike, *, batch_size: int = 16, progress: bool | None = False) -> dict[str, int]:
         """Enrol every ``<root>/<name>/`` folder as the person ``<name>``.
@@ -529,8 +471,6 @@ class FaceDatabase:
             SkippedImagesWarning: per person, as in :meth:`enroll`; a person folder
             with no usable image is reported the same way and skipped.
         """
-        from fr_utils.images import FaceImageError
-
         root = Path(root)
         if not root.is_dir():
             raise ValueError(f"{root}: not a folder (expected <root>/<name>/*.jpg)")
@@ -612,14 +552,14 @@ class FaceDatabase:
         per_person = np.minimum.reduceat(rough, starts[:-1])
         k = max(1, min(int(k), len(names)))
         best = np.argpartition(per_person, k - 1)[:k] if k < len(names) else np.arange(len(names))
-        exact = [float(distances(matrix[starts[i] : starts[i + 1]], e, self.metric).min()) for i in best]
+        exact = [float(distances_to(matrix[starts[i] : starts[i + 1]], e, self.metric).min()) for i in best]
         return sorted(((names[i], d) for i, d in zip(best, exact)), key=lambda item: item[1])
 
     def distance(self, embedding: np.ndarray, name: str) -> float:
         """Distance from an embedding (d,) to the person ``name`` (min over their embeddings)."""
         self._check_model()
         stored = self.embeddings(name)
-        return float(distances(stored, self._embedding(embedding), self.metric).min())
+        return float(distances_to(stored, self._embedding(embedding), self.metric).min())
 
     def encode(self, image) -> np.ndarray:
         """The embedding (d,) of the largest face of a photo, with this database's model
@@ -714,18 +654,3 @@ class FaceDatabase:
 
 def _source_name(image) -> str | None:
     return str(image) if isinstance(image, (str, os.PathLike)) else None
-
-
-def _reason(err: Exception, image) -> str:
-    """An error's message without the file name it starts with (the file is listed beside it)."""
-    text = str(err)
-    prefix = f"{_describe(image)}: "
-    return text[len(prefix):] if text.startswith(prefix) else text
-
-
-def _progress(total: int, progress: bool | None, desc: str):
-    if not progress or total <= 1:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="image", desc=desc)

@@ -26,13 +26,38 @@ from pathlib import Path
 
 import numpy as np
 
-from fr_utils.images import FaceImageError, load_image, resize
+from fr_utils.errors import DatasetError, DatasetsNotFound, FaceImageError
+from fr_utils.images import IMAGE_SUFFIXES, load_image, resize
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".pbm", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
+#: The environment variable naming the shared datasets folder (``lfw-deepfunneled/``,
+#: ``lfw-protocol/``, ``orl-faces/``); read here and nowhere else.
+DATASETS_ENV = "FR_DATASETS"
 
 
-class DatasetError(ValueError):
-    """The data set cannot be used as asked; the message names the folder or value."""
+def dataset_path(*parts: str, given: str | os.PathLike | None = None, must_exist: bool = True) -> Path:
+    """``given`` when not None, else ``$FR_DATASETS/<parts...>``: where a shared data set lives.
+
+    Args:
+        parts: the path inside the datasets folder, e.g. ``"lfw-deepfunneled"``.
+        given: a path the user gave explicitly (a command-line option); it wins.
+        must_exist: also check that the path exists.
+    Raises:
+        DatasetsNotFound: ``$FR_DATASETS`` is not set (the message says what to
+            set it to), or, with ``must_exist``, the path does not exist (named).
+    """
+    if given is not None:
+        path = Path(given)
+    else:
+        root = os.environ.get(DATASETS_ENV)
+        inside = "/".join(parts) or "the datasets"
+        if not root:
+            raise DatasetsNotFound(
+                f"set {DATASETS_ENV} to the folder holding {inside} (e.g. ../shared/datasets)"
+            )
+        path = Path(root, *parts)
+    if must_exist and not path.exists():
+        raise DatasetsNotFound(f"{path} does not exist")
+    return path
 
 
 @dataclass

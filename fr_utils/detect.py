@@ -111,7 +111,12 @@ def detect_faces(
     Raises:
         FaceImageError: the image cannot be read.
     """
-    img = as_rgb_array(image)
+    return _faces_in(as_rgb_array(image), min_confidence, max_side, min_face_size)
+
+
+def _faces_in(img: np.ndarray, min_confidence: float = 0.9, max_side: int | None = 1024,
+              min_face_size: int = 20) -> list[dict]:
+    """:func:`detect_faces` on an RGB uint8 array already read and checked by ``as_rgb_array``."""
     h, w = img.shape[:2]
     if min(h, w) < MIN_SIDE:
         return []

@@ -18,16 +18,17 @@ import sys
 import warnings
 from pathlib import Path
 
-from fr_utils.database import (
-    METRICS,
+from fr_utils.database import FaceDatabase, image_files
+from fr_utils.errors import (
     EmptyDatabaseError,
-    FaceDatabase,
     FaceDatabaseError,
+    FaceImageError,
     SkippedImagesWarning,
     UnknownPersonError,
-    check_threshold,
-    image_files,
+    WeightsError,
+    report,
 )
+from fr_utils.matching import METRICS, check_threshold
 
 PROG = "facedoor"
 DEFAULT_DB = "faces.db"
@@ -200,7 +201,7 @@ def _identify(db: FaceDatabase, args, out: dict) -> int:
                 result = {"image": image, "name": name, "distance": distance, "nearest": nearest}
                 known = name is not None
         except (_InputError, ValueError) as err:  # FaceImageError and NoFaceError are ValueErrors
-            _error(err)
+            report(err, EXIT_INPUT, PROG)
             results.append({"image": image, "error": str(err)})
             code = EXIT_INPUT
             continue
@@ -280,15 +281,8 @@ def _show_progress(args, n: int) -> bool:
     return not args.json and n > 1 and sys.stderr.isatty()
 
 
-def _error(err: BaseException) -> None:
-    print(f"{PROG}: error: {err}", file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``facedoor`` with ``argv`` (default: the command line); returns the exit code."""
-    from fr_utils.images import FaceImageError
-    from fr_utils.weights import WeightsError
-
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -307,14 +301,11 @@ def main(argv: list[str] | None = None) -> int:
                           create=args.command in CREATES) as db:
             code = COMMANDS[args.command](db, args, out)
     except (FaceDatabaseError, WeightsError) as err:
-        _error(err)
-        return EXIT_DATABASE
+        return report(err, EXIT_DATABASE, PROG)
     except (_InputError, UnknownPersonError, EmptyDatabaseError, FaceImageError, ValueError) as err:
-        _error(err)
-        return EXIT_INPUT
+        return report(err, EXIT_INPUT, PROG)
     except KeyboardInterrupt:
-        _error("interrupted (everything enrolled before is kept)")
-        return 130
+        return report("interrupted (everything enrolled before is kept)", 130, PROG)
     if args.json:
         print(json.dumps(out, indent=2))
     return code

@@ -35,8 +35,11 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from fr_utils.images import FaceImageError, as_rgb_array, fixed_image_standardization
-from fr_utils.weights import model_identity
+from fr_utils.encoding import encode_batch, progress_bar
+from fr_utils.errors import FaceImageError
+from fr_utils.images import load_image
+from fr_utils.weights import cache_dir as fr_cache_dir
+from fr_utils.weights import load_facenet, model_identity
 
 #: Alignment variants :func:`embed_files` knows.
 ALIGNMENTS = ("box", "similarity")
@@ -55,9 +58,7 @@ _BATCH = 32
 
 def default_cache_dir() -> Path:
     """``$FR_CACHE_DIR/embeddings``, or ``~/.cache/fr_utils/embeddings``."""
-    from fr_utils.weights import cache_dir
-
-    return cache_dir() / "embeddings"
+    return fr_cache_dir() / "embeddings"
 
 
 def file_key(path: str | os.PathLike) -> str:
@@ -188,23 +189,46 @@ def detector_name() -> str:
 
 
 def _aligner(alignment: str) -> Callable[[np.ndarray, dict, int], np.ndarray]:
-    from fr_utils import align
+    """(checked RGB image, face, size) -> (size, size, 3) uint8 crop, for an alignment variant."""
+    from fr_utils.align import _cut_box, _cut_similarity
 
     if alignment == "box":
-        return lambda img, face, size: align.align_face(img, face, size=size, margin=32)
+        return lambda img, face, size: _cut_box(img, face, size=size, margin=32)
     if alignment == "similarity":
-        return lambda img, face, size: align.align_similarity(img, face, size=size)
+        return _cut_similarity
     raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
 
 
 def _detect(img: np.ndarray) -> list[dict]:
-    from fr_utils.detect import detect_faces
+    """Every face the detector reports in a checked RGB image, as JSON-ready dicts."""
+    from fr_utils.detect import _faces_in
 
     return [
         {"box": [int(v) for v in f["box"]], "confidence": float(f["confidence"]),
          "keypoints": {k: [int(p[0]), int(p[1])] for k, p in f["keypoints"].items()}}
-        for f in detect_faces(img, min_confidence=0.0)
+        for f in _faces_in(img, min_confidence=0.0)
     ]
+
+
+class _Reader:
+    """Reads each file once per call: ``reader(i)`` is the checked RGB image of ``paths[i]``."""
+
+    def __init__(self, paths: Sequence[Path], keys: Sequence[str]):
+        self.paths, self.keys, self.images = paths, keys, {}
+
+    def __call__(self, i: int) -> np.ndarray:
+        key = self.keys[i]
+        if key not in self.images:
+            self.images[key] = load_image(self.paths[i])
+        return self.images[key]
+
+
+def _confident(faces: list[dict], min_confidence: float) -> list[dict]:
+    return [f for f in faces if f["confidence"] >= min_confidence]
+
+
+def _root(cache_dir) -> Path:
+    return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
 
 
 def detect_files(
@@ -226,27 +250,21 @@ def detect_files(
     Raises:
         FaceImageError: a file is missing or unreadable (the message names it).
     """
+    paths = [Path(p) for p in paths]
     keys = [file_key(p) for p in paths]
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    store = _DetectionStore(root / "detections" / detector_name())
-    todo = {k: Path(p) for k, p in zip(keys, paths) if k not in store.entries}
-    bar = None
-    if progress and todo:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(todo), unit="image", desc="detecting")
-    try:
-        for key, path in todo.items():
-            store.add(key, _detect(as_rgb_array(path)))
-            if len(store.pending) >= CHUNK_SIZE:
-                store.flush()
-            if bar is not None:
+    store = _DetectionStore(_root(cache_dir) / "detections" / detector_name())
+    todo = [i for i, k in enumerate(keys) if k not in store.entries]
+    with progress_bar(len(todo), progress, "detecting") as bar:
+        try:
+            for i in todo:
+                if keys[i] not in store.entries:
+                    store.add(keys[i], _detect(load_image(paths[i])))
+                if len(store.pending) >= CHUNK_SIZE:
+                    store.flush()
                 bar.update(1)
-    finally:
-        store.flush()
-        if bar is not None:
-            bar.close()
-    return [[f for f in store.entries[k] if f["confidence"] >= min_confidence] for k in keys]
+        finally:
+            store.flush()
+    return [_confident(store.entries[k], min_confidence) for k in keys]
 
 
 def choose_face(faces: Sequence[dict], image_shape: Sequence[int], rule: str = "largest") -> dict:
@@ -320,64 +338,61 @@ def embed_files(
     if face not in FACE_CHOICES:
         raise ValueError(f"face must be one of {FACE_CHOICES}, got {face!r}")
     paths = [Path(p) for p in paths]
-    if model is None:
-        from fr_utils.weights import load_facenet
-
-        model = load_facenet()
+    model = load_facenet() if model is None else model
     size = int(model.input_shape[1])
     dim = int(model.output_shape[-1]) * (2 if flip else 1)
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    detections = detect_files(paths, cache_dir=root, progress=progress, min_confidence=min_confidence)
-    # One row per (file, face box): "largest" and "central" share the rows where they agree.
-    rows: list[str | None] = []
-    todo: dict[str, tuple[Path, dict]] = {}
-    for path, key, faces in zip(paths, [file_key(p) for p in paths], detections):
-        if not faces:
-            rows.append(None)
-            continue
-        chosen = faces[0] if face == "largest" or len(faces) == 1 else \
-            choose_face(faces, as_rgb_array(path).shape, face)
-        rows.append(f"{key}|{','.join(str(int(v)) for v in chosen['box'])}")
-        todo[rows[-1]] = (path, chosen)
+    root = _root(cache_dir)
+    keys = [file_key(p) for p in paths]
+    detections = _DetectionStore(root / "detections" / detector_name())
     name = f"{model_identity(model)['weights_sha256'][:16]}-{alignment}-{'flip' if flip else 'noflip'}"
     embeddings = _EmbeddingStore(root / name, dim)
-    todo = {k: v for k, v in todo.items() if k not in embeddings.entries}
-    if todo:
-        _compute(todo, model, align_fn, size, flip, embeddings, progress)
+
+    # One row per (file, face box): "largest" and "central" share the rows where they agree.
+    rows: list[str | None] = [None] * len(paths)
+
+    def row_key(i: int, chosen: dict) -> str:
+        return f"{keys[i]}|{','.join(str(int(v)) for v in chosen['box'])}"
+
+    work = []  # files to read: not yet detected, or not yet embedded
+    for i, key in enumerate(keys):
+        faces = _confident(detections.entries[key], min_confidence) if key in detections.entries else None
+        if faces is not None and (face == "largest" or len(faces) <= 1):
+            rows[i] = row_key(i, faces[0]) if faces else None
+            if rows[i] is None or rows[i] in embeddings.entries:
+                continue
+        work.append(i)
+
+    with progress_bar(len(work), progress, "embedding") as bar:
+        try:
+            for start in range(0, len(work), CHUNK_SIZE):
+                chunk = work[start : start + CHUNK_SIZE]
+                read = _Reader(paths, keys)  # each file of the chunk read and checked once
+                todo: dict[str, tuple[int, dict]] = {}
+                for i in chunk:
+                    if keys[i] not in detections.entries:
+                        detections.add(keys[i], _detect(read(i)))
+                    faces = _confident(detections.entries[keys[i]], min_confidence)
+                    if not faces:
+                        continue
+                    chosen = faces[0] if face == "largest" or len(faces) == 1 else \
+                        choose_face(faces, read(i).shape, face)
+                    rows[i] = row_key(i, chosen)
+                    if rows[i] not in embeddings.entries:
+                        todo.setdefault(rows[i], (i, chosen))
+                if todo:
+                    encoded = encode_batch(list(todo.values()), model, flip=flip, batch_size=_BATCH,
+                                           crop=lambda item: align_fn(read(item[0]), item[1], size),
+                                           progress=False)
+                    for key, row in zip(todo, encoded.embeddings):
+                        embeddings.add(key, row)
+                detections.flush()
+                embeddings.flush()
+                bar.update(len(chunk))
+        finally:
+            detections.flush()
+            embeddings.flush()
     out = np.full((len(paths), dim), np.nan, dtype=np.float32)
     for i, row in enumerate(rows):
         if row is not None:
             out[i] = embeddings.entries[row]
     return out
-
-
-def _compute(todo: dict, model, align_fn, size: int, flip: bool, embeddings: _EmbeddingStore,
-             progress: bool) -> None:
-    """Embed ``todo`` (row key -> (file, face)) in batches, adding the rows to the store chunk by chunk."""
-    from fr_utils.encoding import inference_function
-
-    run = inference_function(model)
-    items = list(todo.items())
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(items), unit="image", desc="embedding")
-    try:
-        for start in range(0, len(items), _BATCH):
-            batch = items[start : start + _BATCH]
-            crops = [align_fn(as_rgb_array(path), chosen, size) for _, (path, chosen) in batch]
-            x = fixed_image_standardization(np.stack(crops))
-            out = np.asarray(run(x), dtype=np.float32)
-            if flip:
-                out = np.concatenate([out, np.asarray(run(np.ascontiguousarray(x[:, :, ::-1])), np.float32)], 1)
-            for (key, _), row in zip(batch, out):
-                embeddings.add(key, row)
-            if len(embeddings.pending) >= CHUNK_SIZE:
-                embeddings.flush()
-            if bar is not None:
-                bar.update(len(batch))
-    finally:
-        embeddings.flush()
-        if bar is not None:
-            bar.close()

@@ -1,25 +1,34 @@
-"""Face images -> embeddings with the pretrained encoder."""
+"""Face images -> embeddings with the pretrained encoder.
+
+Every image is encoded by one function, :func:`encode_batch`: ``img_to_encoding``,
+``encode_images`` and ``encode_faces`` here, ``FaceDatabase.enroll`` and the
+embedding cache of ``embed_files`` all call it. It reads and checks each image once
+(:func:`fr_utils.images.as_rgb_array`), finds and crops the face (or takes the
+image as a crop), resizes and standardises it, and runs the model in batches.
+What happens to an image that cannot be used is the caller's choice: raise, a NaN
+row, or skip it and report which and why.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import weakref
-from typing import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from fr_utils.images import ImageSource, NoFaceError, as_rgb_array, fixed_image_standardization, resize
+from fr_utils.align import _cut_box
+from fr_utils.detect import _faces_in
+from fr_utils.errors import FaceImageError, NoFaceError
+from fr_utils.images import ImageSource, as_rgb_array, describe, fixed_image_standardization, resize
+from fr_utils.weights import load_facenet, loaded
 
-# Models registered as read-only (the pretrained encoder from ``load_facenet``),
-# each with its inference function once built.
-_READ_ONLY: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+#: What :func:`encode_batch` does with an image it cannot encode.
+ON_BAD = ("raise", "nan", "skip")
 
 
-def register_read_only(model) -> None:
-    """Declare that ``model``'s weights will never change, so inference may fold them
-    into constants. ``load_facenet`` does this for the pretrained encoder."""
-    model.trainable = False
-    _READ_ONLY.setdefault(model, None)
+# --------------------------------------------------------------------------- the model
 
 
 def _frozen_inference(model) -> Callable[[np.ndarray], np.ndarray]:
@@ -48,20 +57,33 @@ def _frozen_inference(model) -> Callable[[np.ndarray], np.ndarray]:
 def inference_function(model) -> Callable[[np.ndarray], np.ndarray]:
     """(m, H, W, 3) standardised float32 -> (m, d) embeddings for ``model``.
 
-    Read-only models (see :func:`register_read_only`) get a graph with their weights
-    folded into constants, built on first use (about 3 s); any other model is
-    called through ``predict_on_batch``, so changes to its weights are always seen.
+    A model ``load_facenet`` returned (read-only, see :func:`fr_utils.weights.is_pretrained`)
+    gets a graph with its weights folded into constants, built on first use (about
+    3 s) and kept in the registry of loaded models; any other model is called
+    through ``predict_on_batch``, so changes to its weights are always seen.
     """
-    if model not in _READ_ONLY:
+    entry = loaded(model)
+    if entry is None:
         return model.predict_on_batch
-    fn = _READ_ONLY[model]
-    if fn is None:
-        fn = _READ_ONLY[model] = _frozen_inference(model)
-    return fn
+    if entry.inference is None:
+        entry.inference = _frozen_inference(model)
+    return entry.inference
+
+
+def _default(model):
+    return load_facenet() if model is None else model
 
 
 def _input_size(model) -> int:
     return int(model.input_shape[1])
+
+
+# --------------------------------------------------------------------------- one image's way
+
+
+def _model_input(rgb: np.ndarray, size: int) -> np.ndarray:
+    """A checked RGB uint8 crop -> (size, size, 3) float32 model input."""
+    return fixed_image_standardization(resize(rgb, size))
 
 
 def preprocess(image: ImageSource, size: int = 160) -> np.ndarray:
@@ -70,7 +92,7 @@ def preprocess(image: ImageSource, size: int = 160) -> np.ndarray:
     The crop is resized to ``size`` x ``size`` (bilinear) and standardised with
     :func:`fr_utils.images.fixed_image_standardization`.
     """
-    return fixed_image_standardization(resize(as_rgb_array(image), size))
+    return _model_input(as_rgb_array(image), size)
 
 
 def face_crop(image: ImageSource, margin: int = 32, size: int = 160) -> np.ndarray:
@@ -82,17 +104,136 @@ def face_crop(image: ImageSource, margin: int = 32, size: int = 160) -> np.ndarr
         NoFaceError: no face was found; the message names the file.
         FaceImageError: the image cannot be read.
     """
-    from fr_utils.align import align_face
-    from fr_utils.detect import detect_faces
-
     img = as_rgb_array(image)
-    faces = detect_faces(img)
+    faces = _faces_in(img)
     if not faces:
         where = str(image) if isinstance(image, (str, os.PathLike)) else "the image"
-        raise NoFaceError(
-            f"{where}: no face found. If it is already a face crop, pass detect=False."
-        )
-    return align_face(img, faces[0], size=size, margin=margin)
+        raise NoFaceError(f"{where}: no face found. If it is already a face crop, pass detect=False.")
+    return _cut_box(img, faces[0], size=size, margin=margin)
+
+
+# --------------------------------------------------------------------------- the batch encoder
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, show: bool | None, desc: str) -> Iterator:
+    """A progress bar over ``total`` images (an object with ``update(n)``), closed on exit.
+
+    ``show``: True, a bar when there is more than one image; None, when there are
+    more than 100; False, never (then the object does nothing).
+    """
+    if show is False or total <= 1 or (show is None and total <= 100):
+        yield _NoBar()
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, unit="image", desc=desc) as bar:
+        yield bar
+
+
+@dataclass
+class Encoded:
+    """What :func:`encode_batch` returns.
+
+    Attributes:
+        embeddings: float32 rows. With ``on_bad="nan"`` (or ``"raise"``) one row per
+            image, in order, all NaN for an image not encoded; with ``"skip"`` only
+            the rows of the images encoded, in order.
+        indices: for each row of ``embeddings``, the position of its image in the input.
+        skipped: ``(position, image name, reason)`` of every image not encoded.
+    """
+
+    embeddings: np.ndarray
+    indices: list[int]
+    skipped: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+def _reason(err: Exception, image) -> str:
+    """An error's message without the image name it starts with (it is listed beside it)."""
+    text, prefix = str(err), f"{describe(image)}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def encode_batch(
+    images: Sequence | Iterable,
+    model=None,
+    *,
+    detect: bool = True,
+    margin: int = 32,
+    crop: Callable[[object], np.ndarray] | None = None,
+    flip: bool = False,
+    batch_size: int = 32,
+    on_bad: str = "raise",
+    bad: type[Exception] | tuple[type[Exception], ...] = FaceImageError,
+    progress: bool | None = None,
+    desc: str = "encoding",
+) -> Encoded:
+    """Encode many images with batched model calls: the one encoder behind all the others.
+
+    Args:
+        images: the images (paths, bytes, RGB arrays, Pillow images), or whatever
+            ``crop`` takes.
+        model: the encoder; ``fr_utils.load_facenet()`` when omitted.
+        detect, margin: as in :func:`img_to_encoding`: the largest face found by
+            MTCNN plus ``margin`` pixels (``detect=True``), or the whole image taken
+            as a face crop (``detect=False``).
+        crop: instead of ``detect``: a function from one item to its (H, W, 3)
+            uint8 face crop (it reads the image itself).
+        flip: also encode each mirrored crop: rows ``[f(x), f(mirror(x))]``.
+        batch_size: images per model call.
+        on_bad: what to do with an image raising ``bad`` (by default any
+            :class:`FaceImageError`: unreadable, or no face): ``"raise"`` the error
+            (naming the file), give it a ``"nan"`` row, or ``"skip"`` it; the
+            skipped ones are listed either way in :attr:`Encoded.skipped`.
+        progress: show a progress bar (see :func:`progress_bar`).
+    Returns:
+        :class:`Encoded`.
+    """
+    if on_bad not in ON_BAD:
+        raise ValueError(f"on_bad must be one of {', '.join(map(repr, ON_BAD))}, got {on_bad!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    model = _default(model)
+    size = _input_size(model)
+    run = inference_function(model)
+    if crop is None:
+        crop = (lambda image: face_crop(image, margin)) if detect else as_rgb_array
+    items = list(images)
+    dim = int(model.output_shape[-1]) * (2 if flip else 1)
+    out = np.full((len(items), dim), np.nan, dtype=np.float32)
+    skipped: list[tuple[int, str, str]] = []
+    with progress_bar(len(items), progress, desc) as bar:
+        for start in range(0, len(items), batch_size):
+            rows, batch = [], []
+            for i, item in enumerate(items[start : start + batch_size], start):
+                try:
+                    batch.append(_model_input(crop(item), size))
+                except bad as err:
+                    if on_bad == "raise":
+                        raise
+                    skipped.append((i, describe(item), _reason(err, item)))
+                    continue
+                rows.append(i)
+            if batch:
+                x = np.stack(batch)
+                y = np.asarray(run(x), dtype=np.float32)
+                if flip:
+                    y = np.concatenate([y, np.asarray(run(np.ascontiguousarray(x[:, :, ::-1])), np.float32)], 1)
+                out[rows] = y
+            bar.update(min(batch_size, len(items) - start))
+    bad_rows = {i for i, _, _ in skipped}
+    if on_bad == "skip":
+        indices = [i for i in range(len(items)) if i not in bad_rows]
+        return Encoded(out[indices], indices, skipped)
+    return Encoded(out, list(range(len(items))), skipped)
+
+
+# --------------------------------------------------------------------------- the course's functions
 
 
 def img_to_encoding(image: ImageSource, model=None, *, detect: bool = True, margin: int = 32) -> np.ndarray:
@@ -115,10 +256,7 @@ def img_to_encoding(image: ImageSource, model=None, *, detect: bool = True, marg
         FaceImageError: (a ``ValueError``) the path is missing or not an image.
         NoFaceError: (a ``FaceImageError``) ``detect=True`` and no face was found.
     """
-    model = _default(model)
-    face = face_crop(image, margin) if detect else image
-    x = preprocess(face, _input_size(model))[None]
-    return np.asarray(inference_function(model)(x), dtype=np.float32)
+    return encode_batch([image], model, detect=detect, margin=margin, progress=False).embeddings
 
 
 def encode_images(
@@ -135,7 +273,8 @@ def encode_images(
 
     Each image is handled as in :func:`img_to_encoding` (``detect`` and ``margin``
     mean the same). A progress bar is shown when ``progress`` is True, or by
-    default when there are more than 100 images.
+    default when there are more than 100 images. (:func:`encode_batch` can also
+    skip unreadable images and report them.)
 
     Args:
         on_no_face: ``"raise"`` (NoFaceError naming the file) or ``"nan"`` (that
@@ -145,32 +284,8 @@ def encode_images(
     """
     if on_no_face not in ("raise", "nan"):
         raise ValueError(f"on_no_face must be 'raise' or 'nan', got {on_no_face!r}")
-    model = _default(model)
-    size = _input_size(model)
-    run = inference_function(model)
-    images = list(images)
-    out = np.full((len(images), int(model.output_shape[-1])), np.nan, dtype=np.float32)
-    bar = _progress_bar(len(images), progress)
-    try:
-        for start in range(0, len(images), batch_size):
-            rows, batch = [], []
-            for i, img in enumerate(images[start : start + batch_size], start):
-                try:
-                    face = face_crop(img, margin) if detect else img
-                except NoFaceError:
-                    if on_no_face == "raise":
-                        raise
-                    continue
-                rows.append(i)
-                batch.append(preprocess(face, size))
-            if batch:
-                out[rows] = run(np.stack(batch))
-            if bar is not None:
-                bar.update(min(batch_size, len(images) - start))
-    finally:
-        if bar is not None:
-            bar.close()
-    return out
+    return encode_batch(images, model, detect=detect, margin=margin, batch_size=batch_size,
+                        on_bad=on_no_face, bad=NoFaceError, progress=progress).embeddings
 
 
 def encode_faces(image: ImageSource, model=None, *, margin: int = 32) -> list[dict]:
@@ -181,31 +296,12 @@ def encode_faces(image: ImageSource, model=None, *, margin: int = 32) -> list[di
         and ``keypoints``, plus ``embedding``, a (512,) float32 unit vector.
         ``[]`` when the photo has no face.
     """
-    from fr_utils.align import align_face
-    from fr_utils.detect import detect_faces
-
     model = _default(model)
     img = as_rgb_array(image)
-    faces = detect_faces(img)
+    faces = _faces_in(img)
     if not faces:
         return []
     size = _input_size(model)
-    x = np.stack([preprocess(align_face(img, f, size=size, margin=margin), size) for f in faces])
-    embeddings = inference_function(model)(x)
-    return [dict(face, embedding=np.asarray(e, dtype=np.float32)) for face, e in zip(faces, embeddings)]
-
-
-def _default(model):
-    if model is None:
-        from fr_utils.weights import load_facenet
-
-        return load_facenet()
-    return model
-
-
-def _progress_bar(total: int, progress: bool | None):
-    if progress is False or (progress is None and total <= 100):
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="image", desc="encoding")
+    embeddings = encode_batch(faces, model, crop=lambda face: _cut_box(img, face, size, margin),
+                              batch_size=max(len(faces), 1), progress=False).embeddings
+    return [dict(face, embedding=e) for face, e in zip(faces, embeddings)]

@@ -36,7 +36,10 @@ from typing import Sequence
 
 import numpy as np
 
+from fr_utils.datasets import dataset_path
 from fr_utils.embedding_cache import ALIGNMENTS, FACE_CHOICES, embed_files
+from fr_utils.errors import DatasetsNotFound, FaceImageError, PairsFileError, report
+from fr_utils.matching import METRICS, check_metric
 
 __all__ = [
     "Pair", "PairsFileError", "read_pairs", "embed_files", "distances", "roc_curve", "auc",
@@ -44,14 +47,8 @@ __all__ = [
     "cross_validate", "main",
 ]
 
-METRICS = ("euclidean", "cosine")
-
 
 # --------------------------------------------------------------------------- pairs files
-
-
-class PairsFileError(ValueError):
-    """A pairs file is missing or malformed, or names an image that does not exist."""
 
 
 @dataclass(frozen=True)
@@ -148,13 +145,11 @@ def distances(emb_a: np.ndarray, emb_b: np.ndarray, metric: str = "euclidean") -
     a, b = np.asarray(emb_a, dtype=np.float64), np.asarray(emb_b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2:
         raise ValueError(f"expected two (n, d) arrays of the same shape, got {a.shape} and {b.shape}")
-    if metric == "euclidean":
+    if check_metric(metric) == "euclidean":
         return np.linalg.norm(a - b, axis=1)
-    if metric == "cosine":
-        norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return 1.0 - np.sum(a * b, axis=1) / norms
-    raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 1.0 - np.sum(a * b, axis=1) / norms
 
 
 def _scores(dist, same) -> tuple[np.ndarray, np.ndarray]:
@@ -373,13 +368,10 @@ def cross_validate(
 
 
 def _dataset_path(given: Path | None, *parts: str, what: str, flag: str) -> Path:
-    if given is not None:
-        return given
-    root = os.environ.get("FR_DATASETS")
-    if not root:
-        raise PairsFileError(f"where is {what}? Pass {flag}, or set FR_DATASETS to the folder holding "
-                             f"{'/'.join(parts)}")
-    return Path(root, *parts)
+    try:
+        return dataset_path(*parts, given=given, must_exist=False)
+    except DatasetsNotFound as err:
+        raise PairsFileError(f"where is {what}? Pass {flag}, or {err}") from None
 
 
 def _embed_pairs(pairs: Sequence[Pair], args) -> tuple[np.ndarray, np.ndarray, list[Path]]:
@@ -540,8 +532,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit status (0 done, 2 bad arguments or data)."""
-    from fr_utils.images import FaceImageError
-
     args = _parser().parse_args(argv)
     if getattr(args, "published", False):
         args.flip, args.subtract_mean, args.metric = True, True, "cosine"
@@ -563,8 +553,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"the same threshold on {res['test_pairs_file']} ({res['test_pairs']} pairs): "
                       f"accuracy {res['test_accuracy']:.4f}")
     except (PairsFileError, FaceImageError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report(err, 2)
     return 0
 
 

@@ -19,6 +19,8 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
+from fr_utils.errors import FaceDatabaseError
+
 #: Version of the tables below; a file with a newer version is refused.
 SCHEMA_VERSION = 1
 #: SQLite's ``PRAGMA application_id`` of a face database ("FDOR").
@@ -43,10 +45,6 @@ CREATE TABLE embeddings (
 );
 CREATE INDEX embeddings_by_person ON embeddings(person_id, image_sha256);
 """
-
-
-class FaceDatabaseError(RuntimeError):
-    """The database file cannot be used: corrupt, foreign, unwritable, busy, or of another model."""
 
 
 def utc_now() -> str:

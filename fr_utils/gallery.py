@@ -19,7 +19,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-from fr_utils.images import ImageSource, NoFaceError, as_rgb_array, resize
+from fr_utils.errors import NoFaceError
+from fr_utils.images import ImageSource, as_rgb_array, resize
 
 # Ten distinct colours (matplotlib's tab10), one per group; cycled beyond ten.
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",

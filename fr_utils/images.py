@@ -16,6 +16,8 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fr_utils.errors import FaceImageError, NoFaceError  # noqa: F401  (NoFaceError: re-exported)
+
 ImageSource = Union[str, os.PathLike, bytes, np.ndarray]
 
 #: Largest image accepted, in pixels: 120 million, about 11k x 11k, so that the
@@ -27,30 +29,39 @@ MAX_PIXELS = 120_000_000
 # Formats never opened: Pillow reads EPS by running Ghostscript on the file.
 _REFUSED_FORMATS = frozenset({"EPS"})
 
+#: File suffixes taken as images when a folder is read (case-insensitive): the
+#: formats :func:`load_image` reads that photos and face data sets come in
+#: (tests/test_images.py writes and reads one file of each).
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".pbm", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
+)
 
-class FaceImageError(ValueError):
-    """An image could not be read, or holds nothing usable."""
+
+def is_image_file(path: Path) -> bool:
+    """A visible file whose suffix is one of :data:`IMAGE_SUFFIXES`."""
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
 
 
-class NoFaceError(FaceImageError):
-    """A photo in which the face detector found no face."""
-
-
-def _describe(source) -> str:
+def describe(source) -> str:
+    """How messages name an image: its path, ``<N bytes>``, ``<array (H, W, 3)>`` or ``<TypeName>``."""
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return f"<{memoryview(source).nbytes} bytes>"
-    return str(source)
+    if isinstance(source, np.ndarray):
+        return f"<array {source.shape}>"
+    return f"<{type(source).__name__}>"
 
 
 def _read_source(source) -> tuple[str, bytes]:
     """(name for messages, file contents) of a path or bytes; FaceImageError if unreadable."""
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _describe(source), bytes(source)
+        return describe(source), bytes(source)
     if not isinstance(source, (str, os.PathLike)):
         raise FaceImageError(
             f"expected a path, bytes or an image array, got {type(source).__name__}"
         )
-    name = _describe(source)
+    name = describe(source)
     if str(os.fspath(source)) == "":
         raise FaceImageError("no file name given (empty path)")
     path = Path(source)

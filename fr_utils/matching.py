@@ -1,6 +1,6 @@
 """Distances between face embeddings and the decision threshold of the door.
 
-Two metrics, for embeddings (d,) of unit length:
+:data:`METRICS`, the two metrics, for embeddings (d,) of unit length:
 
 * ``"euclidean"``: the L2 distance ``||a - b||``, in [0, 2];
 * ``"cosine"``: ``1 - cos(a, b)``, in [0, 2].
@@ -61,7 +61,8 @@ def default_threshold(metric: str = "euclidean", manifest: dict | None = None) -
     Raises:
         WeightsError: the manifest is missing or has no ``verification`` entry.
     """
-    from fr_utils.weights import REBUILD_COMMAND, WeightsError, manifest_path, read_manifest
+    from fr_utils.errors import WeightsError
+    from fr_utils.weights import REBUILD_COMMAND, manifest_path, read_manifest
 
     check_metric(metric)
     manifest = read_manifest() if manifest is None else manifest
@@ -79,8 +80,11 @@ def default_threshold(metric: str = "euclidean", manifest: dict | None = None) -
     return euclidean_to_cosine(value) if metric == "cosine" else cosine_to_euclidean(value)
 
 
-def distances(matrix: np.ndarray, embedding: np.ndarray, metric: str = "euclidean") -> np.ndarray:
-    """Distances from one embedding (d,) to each row of ``matrix`` (n, d) -> (n,) float64."""
+def distances_to(matrix: np.ndarray, embedding: np.ndarray, metric: str = "euclidean") -> np.ndarray:
+    """Distances from one embedding (d,) to each row of ``matrix`` (n, d) -> (n,) float64.
+
+    One to many; for the distance of each pair of rows of two (n, d) arrays, see
+    :func:`fr_utils.evaluate.distances`."""
     m = np.asarray(matrix, dtype=np.float64)
     e = np.asarray(embedding, dtype=np.float64).reshape(-1)
     if check_metric(metric) == "euclidean":

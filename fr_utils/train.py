@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fr_utils.datasets import Dataset, DatasetError, Split, load_digits, load_folder
-from fr_utils.weights import WeightsError
+from fr_utils.datasets import Dataset, Split, load_digits, load_folder
+from fr_utils.errors import DatasetError, WeightsError, report
 
 PLOT_IDENTITIES = 10  # identities drawn in each panel of the cluster plots
 PLOT_PER_IDENTITY = 20  # images per identity drawn
@@ -513,8 +513,7 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = lambda message, *rest: print(f"warning: {message}", file=sys.stderr)
             train(config_from_args(args), verbose=2 if args.quiet else 1)
     except (DatasetError, WeightsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report(error, 2)
     return 0
 
 

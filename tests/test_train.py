@@ -6,7 +6,6 @@ bad input, and the train_embedding notebook through nbgrader."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,18 +25,6 @@ from fr_utils.train import (
 )
 from fr_utils.triplet_mining import active_triplet_fraction, semi_hard_triplet_loss, semi_hard_triplets
 from nbgrader_helpers import Course, nbgrader_meta
-
-
-@pytest.fixture(scope="session")
-def orl_dir() -> Path:
-    """ORL from $FR_DATASETS; the test is skipped, saying why, when it is absent."""
-    root = os.environ.get("FR_DATASETS")
-    if not root:
-        pytest.skip("ORL not available: set FR_DATASETS to a folder holding orl-faces/ (e.g. ../shared/datasets)")
-    path = Path(root) / "orl-faces"
-    if not path.is_dir():
-        pytest.skip(f"ORL not available: {path} does not exist")
-    return path
 
 
 # -- the loss --------------------------------------------------------------------------

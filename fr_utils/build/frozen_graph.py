@@ -1,7 +1,7 @@
 """The original frozen TensorFlow graph, run through TensorFlow's own graph import.
 
 This is the reference the Keras model is converted from and checked against
-(``python -m fr_utils.fidelity``); the course itself never needs it.
+(``python -m fr_utils.build.fidelity``); the course itself never needs it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Fidelity of the converted Keras encoder against the original frozen graph.
 
-``python -m fr_utils.fidelity`` encodes real face images with both and prints
+``python -m fr_utils.build.fidelity`` (``make fidelity``) encodes real face images with both and prints
 the largest absolute difference between their embeddings, per image source:
 
 * LFW (``--lfw-dir``, default ``$FR_DATASETS/lfw-deepfunneled``): the first
@@ -15,7 +15,6 @@ the inference path ``img_to_encoding`` uses (weights folded into constants).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from fr_utils.data import cast_dir
-from fr_utils.images import as_rgb_array
+from fr_utils.datasets import dataset_path
+from fr_utils.errors import DatasetsNotFound
+from fr_utils.images import as_rgb_array, is_image_file
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 TOLERANCE = 1e-5
 
 
@@ -39,9 +39,12 @@ class FidelityReport:
 
 
 def lfw_dir_from_env() -> Path | None:
-    root = os.environ.get("FR_DATASETS")
-    path = Path(root) / "lfw-deepfunneled" if root else None
-    return path if path is not None and path.is_dir() else None
+    """``$FR_DATASETS/lfw-deepfunneled``, or None (saying why) when it is not there."""
+    try:
+        return dataset_path("lfw-deepfunneled")
+    except DatasetsNotFound as err:
+        print(f"LFW: skipped ({err})")
+        return None
 
 
 def lfw_images(lfw_dir: Path, n: int = 50) -> list[Path]:
@@ -59,7 +62,7 @@ def shipped_images(images_dir: Path | None = None) -> list[np.ndarray]:
     images_dir = images_dir or cast_dir() / "people"
     out: list[np.ndarray] = []
     for path in sorted(images_dir.rglob("*")):
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
+        if not is_image_file(path):
             continue
         img = as_rgb_array(path)
         h, w = img.shape[:2]
@@ -72,9 +75,10 @@ def shipped_images(images_dir: Path | None = None) -> list[np.ndarray]:
 
 def compare(images: list, source: str, model=None, graph_encoder=None) -> FidelityReport:
     """Encode ``images`` (paths or RGB arrays) with Keras and with the frozen graph."""
+    from fr_utils.build.convert import reference_graph_def
+    from fr_utils.build.frozen_graph import frozen_encoder
     from fr_utils.encoding import inference_function, preprocess
-    from fr_utils.frozen_graph import frozen_encoder
-    from fr_utils.weights import load_facenet, reference_graph_def
+    from fr_utils.weights import load_facenet
 
     model = model or load_facenet()
     graph_encoder = graph_encoder or frozen_encoder(reference_graph_def())
@@ -88,21 +92,20 @@ def compare(images: list, source: str, model=None, graph_encoder=None) -> Fideli
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fr_utils.fidelity", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fr_utils.build.fidelity", description=__doc__.split("\n")[0])
     parser.add_argument("--lfw-dir", type=Path, default=None, help="LFW folder (default: $FR_DATASETS/lfw-deepfunneled)")
     parser.add_argument("--n", type=int, default=50, help="number of LFW images (default 50)")
     args = parser.parse_args(argv)
 
-    from fr_utils.frozen_graph import frozen_encoder
-    from fr_utils.weights import load_facenet, reference_graph_def
+    from fr_utils.build.convert import reference_graph_def
+    from fr_utils.build.frozen_graph import frozen_encoder
+    from fr_utils.weights import load_facenet
 
     model = load_facenet()
     graph = frozen_encoder(reference_graph_def())
     reports = [compare(shipped_images(), "fr_utils/cast/people (shipped photos x4)", model, graph)]
     lfw = args.lfw_dir or lfw_dir_from_env()
-    if lfw is None:
-        print("LFW: skipped (no --lfw-dir and $FR_DATASETS/lfw-deepfunneled does not exist)")
-    else:
+    if lfw is not None:
         reports.append(compare(lfw_images(lfw, args.n), f"LFW ({lfw})", model, graph))
     worst = 0.0
     for r in reports:
