@@ -601,7 +601,7 @@ class FaceDatabase:
         return (name if d <= self.threshold else None), d
 
     def identify_all(self, image) -> list[dict]:
-        """Identify every face in a photo (``fr_utils.encode_faces``), largest first.
+        """Identify every face in a photo (``fr_utils.encoding.encode_faces``), largest first.
 
         Returns:
             One dict per face: ``box`` [x, y, w, h], ``confidence``, ``keypoints``,

@@ -23,7 +23,6 @@ with a warning, deleted, and its entries computed again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile

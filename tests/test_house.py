@@ -15,10 +15,11 @@ from PIL import Image
 
 import fr_utils
 from fr_utils import errors
+from fr_utils.data import cast_dir
 from fr_utils.images import IMAGE_SUFFIXES
 
 PACKAGE = Path(fr_utils.__file__).resolve().parent
-OTHER = PACKAGE.parent / "images" / "other"
+OTHER = cast_dir() / "other"
 
 
 def _modules() -> list[str]:

@@ -8,6 +8,8 @@ import threading
 import weakref
 from typing import Any, Callable, Iterator
 
+import numpy as np
+
 from fr_utils.errors import FunctionTimedOut
 
 DEFAULT_TIME_LIMIT_S = 10.0
@@ -15,6 +17,20 @@ DEFAULT_TIME_LIMIT_S = 10.0
 # Functions that already ran out of time: later checks fail at once instead of
 # waiting again.  Redefining the function (running its cell) makes a new object.
 _TIMED_OUT: "weakref.WeakSet[Callable[..., Any]]" = weakref.WeakSet()
+
+
+def one_number(result, name: str, *, if_none: str, if_array: str) -> float:
+    """``result`` as a float; AssertionError naming ``name`` on None (``if_none`` is the
+    hint), on what is not a number, and on an array (``if_array`` says what to return)."""
+    if result is None:
+        raise AssertionError(f"{name} returned None: {if_none}")
+    try:
+        array = np.asarray(result, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise AssertionError(f"{name} returned {type(result).__name__}, not a number: {error}") from None
+    if array.shape != ():
+        raise AssertionError(f"{name} returned an array of shape {array.shape}; {if_array}")
+    return float(array)
 
 
 class _Alarm(BaseException):

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from fr_utils.checks._record import record
-from fr_utils.checks._runner import call_with_time_limit
+from fr_utils.checks._runner import call_with_time_limit, one_number
 
 SEEDED_EXPECTED = 527.2598
 """``triplet_loss`` on the seeded batch of :func:`seeded_triplets`, TensorFlow 2.21."""
@@ -132,21 +132,11 @@ def _diagnosis(got: float, expected: float, mistakes: dict[str, float], atol: fl
 
 def _scalar(result, name: str) -> float:
     """The loss as a float; fail clearly on None, arrays and non-numbers."""
-    if result is None:
-        raise AssertionError(f"{name} returned None: did you forget `return loss`?")
-    try:
-        array = np.asarray(result, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise AssertionError(
-            f"{name} returned {type(result).__name__}, not a number: {error}"
-        ) from None
-    if array.shape != ():
-        raise AssertionError(
-            f"{name} returned an array of shape {array.shape}; the loss must be a single "
-            "number (shape ()). One loss per triplet is not enough: sum them over the "
-            "batch with tf.reduce_sum."
-        )
-    return float(array)
+    return one_number(
+        result, name, if_none="did you forget `return loss`?",
+        if_array="the loss must be a single number (shape ()). One loss per triplet is not enough: "
+                 "sum them over the batch with tf.reduce_sum.",
+    )
 
 
 def _call_loss(triplet_loss: Callable, anchor, positive, negative, alpha=None):

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from fr_utils.checks._record import record
-from fr_utils.checks._runner import call_with_time_limit
+from fr_utils.checks._runner import call_with_time_limit, one_number
 
 # --------------------------------------------------------------------------
 # Exercise 1: false_accept_rate_1_to_k
@@ -94,17 +94,8 @@ def _close(got: float, want: float, rtol: float = 1e-6, atol: float = 1e-12) -> 
 
 def _number(result, name: str) -> float:
     """A single finite number; fail clearly on None, arrays and non-numbers."""
-    if result is None:
-        raise AssertionError(f"{name} returned None: did you forget the return statement?")
-    try:
-        array = np.asarray(result, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise AssertionError(f"{name} returned {type(result).__name__}, not a number: {error}") from None
-    if array.shape != ():
-        raise AssertionError(
-            f"{name} returned an array of shape {array.shape}; return a single number."
-        )
-    value = float(array)
+    value = one_number(result, name, if_none="did you forget the return statement?",
+                       if_array="return a single number.")
     if not math.isfinite(value):
         raise AssertionError(f"{name} returned {value}; expected a finite number.")
     return value
