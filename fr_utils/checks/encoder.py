@@ -295,10 +295,11 @@ REFUSED = (
 
 
 def _answers():
-    """fr_utils' functions that answer the encoder exercise (img_to_encoding, encode_images)."""
+    """fr_utils' functions that answer the encoder exercise (img_to_encoding, encode_images, and
+    encode_batch, the batch encoder behind both, FaceDatabase.enroll and embed_files)."""
     import fr_utils.encoding as encoding
 
-    return [encoding.img_to_encoding, encoding.encode_images]
+    return [encoding.img_to_encoding, encoding.encode_images, encoding.encode_batch]
 
 
 def _refuse(*args, **kwargs):  # runs with fr_utils.encoding's globals: builtins only
