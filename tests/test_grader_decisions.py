@@ -170,6 +170,36 @@ def test_missing_duplicated_unknown_and_malformed_records_fail():
     assert len(problems) == 4 and "expected 0, got 1" in problems[0]
 
 
+def test_decide_grades_marks_cells_in_the_notebook():
+    import nbformat
+
+    from grader.decide import DecideGrades
+
+    cases = grader_cases.graded_cells("triplet_loss")["triplet_loss_single"]
+    good = [(case.key, tf.constant(value)) for case, value in zip(cases, [0.0, 0.2, 0.5, 0.0])]
+
+    def cell(outputs):
+        new = nbformat.v4.new_code_cell("checks.check_perfect_triplet(triplet_loss)")
+        new.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True, "points": 2,
+                                    "grade_id": "triplet_loss_single", "schema_version": 3}
+        new.outputs = [nbformat.from_dict(output) for output in outputs]
+        return new
+
+    score = {"output_type": "execute_result", "execution_count": 1, "metadata": {}, "data": {"text/plain": "2"}}
+    kernel_error = {"output_type": "error", "ename": "AssertionError", "evalue": "expected 0.2", "traceback": []}
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [cell(_cell_outputs(good) + [score]), cell(_cell_outputs(good[:2]) + [score]),
+                cell([kernel_error])]
+    nb, _ = DecideGrades().preprocess(nb, {"nbgrader": {"notebook": "triplet_loss"}})
+    right, blanked, failed = nb.cells
+    assert [o.output_type for o in right.outputs][-1] == "display_data"  # no partial credit by a printed number
+    assert not [o for o in right.outputs if o.output_type == "error"]
+    assert blanked.outputs[-1].ename == "GradingError" and "no result was recorded" in blanked.outputs[-1].evalue
+    assert [o.ename for o in failed.outputs] == ["AssertionError"]  # the kernel's own failure, unchanged
+    other, _ = DecideGrades().preprocess(nbformat.v4.new_notebook(cells=[cell([])]), {"nbgrader": {"notebook": "beyond"}})
+    assert other.cells[0].outputs == []  # notebooks the grader does not know are left alone
+
+
 # -- the triplet-loss notebook, cell by cell ------------------------------------------------------
 
 
@@ -275,7 +305,8 @@ def test_encoder_decisions_and_the_refused_reference(facenet, recorded):
         return found
 
     right_enc, right_dist = CORRECT_ENCODING["predict_on_batch"], CORRECT_DISTANCE["linalg_norm"]
-    assert failing(right_enc, right_dist) == {}
+    for code in CORRECT_ENCODING.values():
+        assert failing(code, right_dist) == {}
     enc_cells = {"img_to_encoding_shape", "img_to_encoding_reference", "img_to_encoding_hidden"}
     # the mistakes of tests/test_autograde_intro.py lose the same cells here
     assert set(failing(WRONG_ENCODING["no_standardisation"], WRONG_DISTANCE["squared"])) == (
