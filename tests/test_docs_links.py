@@ -1,4 +1,5 @@
-"""The README and docs/*.md: every relative link resolves, and the README stays short.
+"""The README and docs/*.md: every relative link resolves, the README stays short, and
+docs/api.md's module table names exactly the modules fr_utils has.
 
 A link to a local file must name a file or folder that exists (relative to the
 page that links it); a link with a ``#fragment`` to a Markdown page must name a
@@ -156,6 +157,35 @@ def test_the_readme_links_the_docs_index():
     assert (ROOT / "docs" / "README.md").resolve() in targets
 
 
+def documented_modules(api_page: Path) -> set[str]:
+    """The ``fr_utils.<name>`` modules in the first column of docs/api.md's "Modules" table."""
+    lines = _prose_lines(api_page.read_text(encoding="utf-8"))
+    start = next(i for i, line in enumerate(lines) if _HEADING.match(line) and slug(_HEADING.match(line).group(2)) == "modules")
+    names = set()
+    for line in lines[start + 1:]:
+        if _HEADING.match(line):
+            break
+        match = re.match(r"^\|\s*`fr_utils\.([\w.]+)`\s*\|", line)
+        if match:
+            names.add(match.group(1))
+    return names
+
+
+def package_modules(package: Path) -> set[str]:
+    """The public modules and subpackages of fr_utils (private ``_*`` ones and data folders left out)."""
+    names = {p.stem for p in package.glob("*.py") if not p.stem.startswith("_")}
+    names |= {p.name for p in package.iterdir() if (p / "__init__.py").is_file() and not p.name.startswith("_")}
+    return names
+
+
+def test_the_module_table_matches_the_package():
+    documented = documented_modules(ROOT / "docs" / "api.md")
+    actual = package_modules(ROOT / "fr_utils")
+    assert documented, "docs/api.md has no 'Modules' table of `fr_utils.<module>` rows"
+    assert not documented - actual, f"docs/api.md lists modules that fr_utils lacks: {sorted(documented - actual)}"
+    assert not actual - documented, f"fr_utils modules missing from docs/api.md's table: {sorted(actual - documented)}"
+
+
 # ---- the checker itself, on pages made to fail --------------------------------------------
 
 
@@ -205,6 +235,21 @@ def test_slugs_follow_github():
     assert slug("Why the default pipeline scores 0.9825") == "why-the-default-pipeline-scores-09825"
     assert slug("The door notebook's thresholds") == "the-door-notebooks-thresholds"
     assert slug("Credits and [licences](x.md)") == "credits-and-licences"
+
+
+def test_module_table_check_sees_a_missing_and_an_extra_module(tmp_path):
+    _write(tmp_path, "pkg/__init__.py", "")
+    _write(tmp_path, "pkg/kept.py", "")
+    _write(tmp_path, "pkg/new.py", "")
+    _write(tmp_path, "pkg/_private.py", "")
+    _write(tmp_path, "pkg/sub/__init__.py", "")
+    page = _write(tmp_path, "api.md", (
+        "# API\n## Modules\n| module | holds |\n|---|---|\n"
+        "| `fr_utils.kept` | x |\n| `fr_utils.sub` | y |\n| `fr_utils.gone` | z |\n"
+        "## Next\n| `fr_utils.elsewhere` | not in the table |\n"
+    ))
+    assert documented_modules(page) == {"kept", "sub", "gone"}
+    assert package_modules(tmp_path / "pkg") == {"kept", "new", "sub"}
 
 
 def test_duplicate_headings_are_numbered(tmp_path):
