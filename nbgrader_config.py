@@ -78,6 +78,25 @@ c.ClearSolutions.code_stub = {
     "python": "# YOUR CODE HERE\nraise NotImplementedError()",
 }
 
+# Autograding runs each submission's kernel in a bubblewrap sandbox, with time limits and an
+# output bound enforced from outside the kernel (grader/execute.py, docs/grading.md).  nbgrader's
+# own list, with SandboxedExecute in place of Execute.
+from grader.execute import SandboxedExecute  # noqa: E402
+from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (  # noqa: E402
+    AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades,
+)
+
+c.Autograde.autograde_preprocessors = [
+    SandboxedExecute,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
+
 # Feedback shows the public tests and the messages of hidden ones, never their code.
 c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, HideHiddenTests]
 # ... and renders its maths offline: MathJax embedded in each file (grader/feedback.py).
