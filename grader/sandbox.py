@@ -27,7 +27,10 @@ What the kernel sees:
 
 It runs as the unprivileged ``nobody`` (65534) with no capabilities, so even a
 mistake in that list leaves the files owned by the instructor read-only, and
-RLIMIT_NPROC (which counts processes per real uid) means something.  Its own
+RLIMIT_NPROC (which counts processes per real uid) means something.  (An
+instructor who is not root gets a user namespace instead, uid 65534 inside
+mapped to theirs outside: the mounts still hide the course, but RLIMIT_NPROC
+then counts the instructor's own processes too.)  Its own
 PID namespace: its parent is the sandbox's init, owned by root, so
 ``os.kill(os.getppid(), ...)`` fails with EPERM and the grader is out of sight.
 
@@ -163,11 +166,21 @@ def bwrap_command(
         "--chdir", workdir,
         "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
         "--die-with-parent", "--new-session",
+    ]
+    if os.geteuid() != 0:
+        # An instructor who is not root: a user namespace maps the instructor's uid to 65534 inside.
+        args += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY), "--cap-drop", "ALL"]
+    args += [
         "prlimit",
         f"--as={memory_bytes}", f"--nproc={processes}", f"--fsize={file_bytes}",
         f"--cpu={cpu_seconds}", "--nofile=1024", "--core=0", "--",
-        "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
+    ]
+    if os.geteuid() == 0:
+        # Root: switch to the real unprivileged uid, so RLIMIT_NPROC counts only sandboxes and
+        # the instructor's files (owned by root) stay read-only whatever is mounted.
+        args += ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+    args += [
         # jupyter_client's launcher adds JPY_PARENT_PID: a pid outside the sandbox's PID namespace,
         # which ipykernel would take for a dead parent and exit.
         "env", "-u", "JPY_PARENT_PID", "--",
@@ -208,9 +221,6 @@ def sandbox_problem() -> str | None:
     """Why the sandbox cannot run here (None: it works).  Checked once per process, by running it."""
     if shutil.which(BWRAP) is None:
         return "bubblewrap (bwrap) is not installed (`make setup` installs what system-packages.txt lists)"
-    if os.geteuid() != 0:
-        return ("the sandbox switches the kernel to the unprivileged uid 65534 and needs the grader to run "
-                f"as root (it runs as uid {os.geteuid()})")
     scratch = tempfile.mkdtemp(prefix="fr-sandbox-check-")
     try:
         dirs = {name: os.path.join(scratch, name) for name in ("work", "home", "run")}

@@ -125,3 +125,142 @@ DECISION_ATTACKS += [
 ]
 
 ATTACKS += DECISION_ATTACKS
+
+
+# -- isolation (issue #13 items 1, 3): tests/test_autograde_attacks.py -----------
+# Each carries a right triplet_loss, so its honest score is full marks unless the
+# attack itself costs the cell (the endless loop: that exercise's tests get 0).
+
+_RIGHT_LOSS = dedent("""
+    def triplet_loss(y_true, y_pred, alpha=0.2):
+        anchor, positive, negative = y_pred
+        pos_dist = tf.reduce_sum(tf.square(anchor - positive), axis=-1)
+        neg_dist = tf.reduce_sum(tf.square(anchor - negative), axis=-1)
+        return tf.reduce_sum(tf.maximum(pos_dist - neg_dist + alpha, 0.0))
+""")
+
+ISOLATION_ATTACKS: list[tuple[str, str, str]] = [
+    # extra credit written into the gradebook, three folders up from the graded copy
+    ("gradebook-extra-credit", "triplet_loss_solution", _RIGHT_LOSS + dedent("""
+        import sqlite3
+        try:
+            _db = sqlite3.connect("../../../gradebook.db")
+            _db.execute("UPDATE grade SET extra_credit = 60")
+            _db.execute("UPDATE grade_cells SET max_score = 1000")
+            _db.commit()
+        except Exception as _error:
+            print("gradebook:", _error)
+    """)),
+    # code appended to the configuration every later nbgrader command runs
+    ("config-appended", "triplet_loss_solution", _RIGHT_LOSS + dedent("""
+        try:
+            with open("../../../nbgrader_config.py", "a") as _config:
+                _config.write("\\nimport os; os.system('touch /tmp/owned-by-a-student')\\n")
+        except OSError as _error:
+            print("config:", _error)
+    """)),
+    # files written at the course root and over other students' work
+    ("course-root-files", "triplet_loss_solution", _RIGHT_LOSS + dedent("""
+        import glob
+        for _path in ["../../../grades.csv", "../../../notebooks/triplet_loss/extra.py", "../../../pwned.txt",
+                      *glob.glob("../../../submitted/*/triplet_loss/*.ipynb"),
+                      *glob.glob("../../../autograded/*/triplet_loss/*.ipynb")]:
+            try:
+                with open(_path, "w") as _out:
+                    _out.write("overwritten by a student")
+            except OSError as _error:
+                print("write:", _error)
+    """)),
+    # the instructor notebook (solutions and hidden tests) and the graded copy read and printed
+    ("instructor-notebook-read", "triplet_loss_solution", _RIGHT_LOSS + dedent("""
+        for _path in ["../../../notebooks/triplet_loss/triplet_loss.ipynb", "triplet_loss.ipynb",
+                      "../../../release/triplet_loss/triplet_loss.ipynb"]:
+            try:
+                print(open(_path).read())
+            except OSError as _error:
+                print("read:", _error)
+    """)),
+    # the grader killed or frozen through the kernel's parent
+    ("kill-parent", "triplet_loss_solution", _RIGHT_LOSS + dedent("""
+        import os, signal
+        try:
+            os.kill(os.getppid(), signal.SIGKILL)
+        except OSError as _error:
+            print("kill:", _error)
+    """)),
+    ("stop-parent", "triplet_loss_solution", _RIGHT_LOSS + dedent("""
+        import os, signal
+        try:
+            os.kill(os.getppid(), signal.SIGSTOP)
+        except OSError as _error:
+            print("stop:", _error)
+    """)),
+    # every process the kernel can see
+    ("kill-everything", "triplet_loss_solution", _RIGHT_LOSS + dedent("""
+        import os, signal
+        for _pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+            if _pid != os.getpid():
+                try:
+                    os.kill(_pid, signal.SIGSTOP)
+                except OSError:
+                    pass
+    """)),
+    # a fork bomb: each child forks again for a while, then sleeps
+    ("fork-bomb", "triplet_loss_solution", _RIGHT_LOSS + dedent("""
+        import os, time
+        try:
+            for _ in range(100_000):
+                if os.fork() == 0:
+                    try:
+                        for _ in range(100_000):
+                            os.fork()
+                    except OSError:
+                        pass
+                    time.sleep(600)
+                    os._exit(0)
+        except OSError as _error:
+            print("fork:", _error)
+    """)),
+    # all the memory it can get, at once and then little by little
+    ("memory-hog", "triplet_loss_solution", _RIGHT_LOSS + dedent("""
+        try:
+            _big = bytearray(1 << 40)
+        except MemoryError:
+            print("1 TiB refused")
+        _hog = []
+        try:
+            while True:
+                _hog.append(bytearray(64 << 20))
+        except MemoryError:
+            print("memory limit reached after", len(_hog) * 64, "MiB")
+        del _hog
+    """)),
+    # a file as large as the disk allows
+    ("huge-file", "triplet_loss_solution", _RIGHT_LOSS + dedent("""
+        try:
+            with open("huge.bin", "wb") as _out:
+                for _ in range(100_000):
+                    _out.write(bytes(1 << 20))
+        except OSError as _error:
+            print("write:", _error)
+    """)),
+    # a bare except around an endless loop swallows every interrupt
+    ("endless-bare-except", "triplet_loss_solution", _RIGHT_LOSS + dedent("""
+        import time
+        while True:
+            try:
+                time.sleep(0.01)
+            except:
+                pass
+    """)),
+    # floods of output: 500,000 lines, one 50 MB line
+    ("500k-lines", "triplet_loss_solution", _RIGHT_LOSS + dedent("""
+        for _i in range(500_000):
+            print("line", _i)
+    """)),
+    ("50mb-line", "triplet_loss_solution", _RIGHT_LOSS + dedent("""
+        print("x" * 50_000_000)
+    """)),
+]
+
+ATTACKS += ISOLATION_ATTACKS
