@@ -83,9 +83,7 @@ c.ClearSolutions.code_stub = {
 # own list, with SandboxedExecute in place of Execute.
 from grader.execute import SandboxedExecute  # noqa: E402
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
-from nbgrader.preprocessors import (  # noqa: E402
-    AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades,
-)
+from nbgrader.preprocessors import AssignLatePenalties, IgnorePattern, LimitOutput, SaveAutoGrades  # noqa: E402
 
 c.Autograde.autograde_preprocessors = [
     SandboxedExecute,

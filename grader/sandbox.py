@@ -95,15 +95,23 @@ def package_dirs(names) -> list[str]:
     return _existing(found)
 
 
-def resource_dirs() -> list[str]:
-    """fr_utils's data outside the package: the weights folder and the sample cast."""
-    paths = []
+def weights_folder() -> str | None:
+    """The folder holding the encoder's weights, as the grader finds them (None: none built)."""
     try:
-        from fr_utils.weights import weights_dir
+        from fr_utils import weights
+    except Exception:  # noqa: BLE001 - no fr_utils: nothing to expose
+        return os.environ.get("FR_WEIGHTS_DIR")
+    for name in ("find_weights_dir", "weights_dir"):
+        try:
+            return str(getattr(weights, name)())
+        except Exception:  # noqa: BLE001 - not built yet, or an older fr_utils
+            continue
+    return os.environ.get("FR_WEIGHTS_DIR")
 
-        paths.append(str(weights_dir()))
-    except Exception:  # noqa: BLE001 - an fr_utils without weights_dir(): only FR_WEIGHTS_DIR
-        paths.append(os.environ.get("FR_WEIGHTS_DIR", ""))
+
+def resource_dirs() -> list[str]:
+    """fr_utils's data outside the package: the weights folder and (older layouts) ``images/``."""
+    paths = [weights_folder() or ""]
     for package in package_dirs(["fr_utils"]):
         paths.append(os.path.join(os.path.dirname(package), "images"))
     return _existing(paths)
@@ -326,6 +334,10 @@ class SandboxKernelManager(AsyncKernelManager):
             tmp_bytes=self.tmp_bytes,
         )
         kw["env"] = sandbox_env(kw.get("env") or dict(os.environ))
+        # The kernel's HOME is the scratch one: point it at the weights the grader found (read-only above).
+        weights = weights_folder()
+        if weights and os.path.isdir(weights):
+            kw["env"]["FR_WEIGHTS_DIR"] = os.path.realpath(weights)
         kw["cwd"] = self._scratch
         self.log.debug("Sandboxed kernel: %s", wrapped)
         return wrapped, kw
