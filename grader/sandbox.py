@@ -41,14 +41,17 @@ the instructor sets ``FR_GRADER_UNSANDBOXED=1``.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import glob
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
@@ -189,9 +192,9 @@ def bwrap_command(
         args += ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
                  "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
     args += [
-        # jupyter_client's launcher adds JPY_PARENT_PID: a pid outside the sandbox's PID namespace,
-        # which ipykernel would take for a dead parent and exit.
-        "env", "-u", "JPY_PARENT_PID", "--",
+        # jupyter_client's launcher sets JPY_PARENT_PID to a pid outside the sandbox's PID namespace,
+        # which ipykernel would take for a dead parent and exit.  1 means "no parent to watch".
+        "env", "JPY_PARENT_PID=1",
         *command,
     ]
     return args
@@ -213,6 +216,46 @@ def sandbox_env(env: dict[str, str]) -> dict[str, str]:
     )
     kept.setdefault("LANG", "C.UTF-8")
     return kept
+
+
+def _pid_namespace(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
+def _live_pids_in(namespace: str) -> list[int]:
+    """The processes (zombies left out) of a PID namespace, as seen from here."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _pid_namespace(int(entry)) == namespace:
+            try:
+                state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state != "Z":
+                found.append(int(entry))
+    return found
+
+
+def _child_namespace(parent: int, timeout: float = 5.0) -> str | None:
+    """The PID namespace bwrap (``parent``) made: its child's, once that child exists."""
+    own = _pid_namespace(os.getpid())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            namespace = _pid_namespace(int(entry))
+            if ppid == parent and namespace and namespace != own:
+                return namespace
+        time.sleep(0.02)
+    return None
 
 
 def _chown_tree(path: str) -> None:
@@ -344,6 +387,33 @@ class SandboxKernelManager(AsyncKernelManager):
 
     pre_start_kernel = _async_pre_start_kernel
 
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        await super()._async_launch_kernel(kernel_cmd, **kw)
+        process = getattr(self.provisioner, "process", None)
+        self._namespace = _child_namespace(process.pid) if process is not None else None
+
+    _launch_kernel = _async_launch_kernel
+
+    async def _async_reap_sandbox(self, timeout: float = 30.0) -> None:
+        """Kill and wait for whatever is left in the kernel's PID namespace.
+
+        jupyter_client sees the kernel gone as soon as the outer bwrap is; the namespace's
+        processes (a fork bomb's hundreds) die a moment later.  Until they have, they count
+        against RLIMIT_NPROC and the next kernel could not start."""
+        namespace, self._namespace = getattr(self, "_namespace", None), None
+        if not namespace:
+            return
+        deadline = time.monotonic() + timeout
+        while (pids := _live_pids_in(namespace)) and time.monotonic() < deadline:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            await asyncio.sleep(0.05)
+        if pids:
+            self.log.warning("%d processes of a stopped sandbox are still alive", len(pids))
+
     async def _async_interrupt_kernel(self) -> None:
         # The kernel sits in its own session (--new-session): a SIGINT to the launcher's process group would
         # reach bwrap, not the kernel.  The kernel interrupts itself on an interrupt_request instead.
@@ -356,6 +426,7 @@ class SandboxKernelManager(AsyncKernelManager):
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
+        await self._async_reap_sandbox()
         if not restart and self._scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None

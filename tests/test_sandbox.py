@@ -141,8 +141,15 @@ def ran(tmp_path_factory):
     started = time.perf_counter()
     executor.preprocess(nb, {"metadata": {"path": str(files["graded_copy"].parent)}})
     seconds = time.perf_counter() - started
+    # The next submission's kernel, right after the fork bomb: its processes must be gone by now
+    # (they count against the same process limit).
+    following = new_notebook(cells=[new_code_cell(_probe("import threading\nresult = threading.active_count()"))])
+    following.metadata.kernelspec = nb.metadata.kernelspec
+    SandboxedExecute(timeout=CELL_TIMEOUT_S, config=_limits_config()).preprocess(
+        following, {"metadata": {"path": str(files["graded_copy"].parent)}})
     listener.close()
     by_name = {cell.metadata["name"]: cell for cell in nb.cells}
+    by_name["next_kernel"] = following.cells[0]
     return {"root": root, "files": files, "before": before, "after": _checksums(root), "cells": by_name,
             "seconds": seconds}
 
@@ -248,6 +255,10 @@ def test_file_size_limit(ran):
 def test_process_limit_stops_a_fork_bomb(ran):
     outcome = result(ran, "fork_bomb")
     assert isinstance(outcome, str) and outcome.startswith("BlockingIOError"), outcome
+
+
+def test_next_kernel_starts_right_after_a_fork_bomb(ran):
+    assert isinstance(result(ran, "next_kernel"), int)
 
 
 def test_bare_except_loop_is_killed_from_outside_and_state_restored(ran):
