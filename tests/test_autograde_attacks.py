@@ -163,7 +163,8 @@ def test_output_floods_are_bounded_with_a_note(cycle, attack):
         assert extra < 1_500_000, (path(attack, NOTEBOOK), extra)
     graded = course.read_autograded(attack, NOTEBOOK)
     text = "".join(out.get("text", "") for out in cell_by_id(graded, LOSS_CELL).outputs)
-    assert "output truncated" in text
+    # our note, or nbgrader's LimitOutput's (1000 lines) after it: visible either way
+    assert "output truncated" in text.lower()
 
 
 def test_endless_loop_is_stopped_from_outside_and_the_rest_graded(cycle):
