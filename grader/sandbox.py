@@ -13,7 +13,8 @@ submission can.  So nbgrader's kernel is started as::
 What the kernel sees:
 
 * read-only: /usr (and the /bin, /lib... links), /etc, the Python installation
-  (``sys.base_prefix``) and the virtual environment (``sys.prefix``), the
+  (``sys.base_prefix``) and the virtual environment (``sys.prefix``), those of the
+  kernel's own Python when its spec names another (a student environment), the
   package folders of :attr:`SandboxKernelManager.packages` (fr_utils), the
   weights folder and the sample cast (``images/``);
 * read-write: a *copy* of the folder nbgrader runs the notebook in (its
@@ -96,6 +97,22 @@ def package_dirs(names) -> list[str]:
             raise SandboxError(f"package {name!r}, which the sandboxed kernel needs, is not importable here")
         found += list(spec.submodule_search_locations or [os.path.dirname(spec.origin)])
     return _existing(found)
+
+
+def interpreter_dirs(executable: str) -> list[str]:
+    """What the kernel's Python needs: its virtual environment (if it is one) and its installation."""
+    found = shutil.which(executable) or executable
+    paths = []
+    env_root = Path(found).parent.parent
+    config = env_root / "pyvenv.cfg"
+    if config.is_file():
+        paths.append(str(env_root))
+        for line in config.read_text(errors="replace").splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "home" and value.strip():
+                paths.append(str(Path(value.strip()).parent))
+    paths.append(str(Path(os.path.realpath(found)).parent.parent))
+    return _existing(paths)
 
 
 def weights_folder() -> str | None:
@@ -361,7 +378,8 @@ class SandboxKernelManager(AsyncKernelManager):
         kernel_cmd, kw = await super()._async_pre_start_kernel(**kw)
         scratch = self._scratch
         read_only = _existing(
-            [sys.base_prefix, sys.prefix, *package_dirs(self.packages), *resource_dirs(), *self.read_only_paths]
+            [sys.base_prefix, sys.prefix, *interpreter_dirs(kernel_cmd[0]), *package_dirs(self.packages),
+             *resource_dirs(), *self.read_only_paths]
         )
         wrapped = bwrap_command(
             kernel_cmd,
@@ -377,10 +395,11 @@ class SandboxKernelManager(AsyncKernelManager):
             tmp_bytes=self.tmp_bytes,
         )
         kw["env"] = sandbox_env(kw.get("env") or dict(os.environ))
-        # The kernel's HOME is the scratch one: point it at the weights the grader found (read-only above).
+        # The kernel's HOME is the scratch one: point it at the weights the grader found (read-only
+        # above), unless the kernel's spec says where (an empty value too: "find your own").
         weights = weights_folder()
         if weights and os.path.isdir(weights):
-            kw["env"]["FR_WEIGHTS_DIR"] = os.path.realpath(weights)
+            kw["env"].setdefault("FR_WEIGHTS_DIR", os.path.realpath(weights))
         kw["cwd"] = self._scratch
         self.log.debug("Sandboxed kernel: %s", wrapped)
         return wrapped, kw
