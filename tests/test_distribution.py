@@ -198,8 +198,9 @@ def test_the_wheel_in_a_fresh_venv_far_from_the_repo_grades_a_released_notebook_
     spec_file.write_text(json.dumps(spec))
     env = {**nbgrader_env(), "JUPYTER_PATH": str(kernels / "share" / "jupyter")}
     start = time.perf_counter()
+    # The sandboxed autograder (grader/sandbox.py) lets the kernel read the student venv too.
     graded = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", notebook, "--force",
-                             "--Execute.kernel_name=fr-student"],
+                             "--Execute.kernel_name=fr-student", f"--SandboxKernelManager.read_only_paths={venv}"],
                             cwd=course.root, env=env, capture_output=True, text=True, timeout=1800)
     assert graded.returncode == 0, graded.stdout[-4000:] + graded.stderr[-4000:]
     print(f"autograde in the student kernel: {time.perf_counter() - start:.0f} s")
