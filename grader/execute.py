@@ -32,6 +32,7 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer
 
+from .records import MIME
 from .sandbox import UNSANDBOXED_ENV, SandboxKernelManager, sandbox_problem
 
 TRUNCATED_NOTE = "\n[output truncated: this cell's output passed {limit:,} characters; the grader dropped the rest]\n"
@@ -101,6 +102,7 @@ class SandboxedExecute(Execute):
         self._deadline = monotonic() + self.notebook_timeout
         self._done: list[int] = []  # cells whose effects a restarted kernel must get back
         self._output_used: dict[int, int] = {}
+        self._records_used: dict[int, int] = {}
         self._truncated: set[int] = set()
         self._kernel_lost: str | None = None
         return super().preprocess(nb, resources, km)
@@ -153,6 +155,7 @@ class SandboxedExecute(Execute):
             )]
             return cell, self.resources
         self._output_used[index] = 0
+        self._records_used[index] = 0
         self._truncated.discard(index)
         started = monotonic()
         try:
@@ -219,6 +222,7 @@ class SandboxedExecute(Execute):
             original = self.nb.cells[done]
             clone = copy.deepcopy(original)
             self._output_used[done] = 0
+            self._records_used[done] = 0
             self._truncated.discard(done)
             try:
                 await self.async_execute_cell(clone, done, store_history=False)
@@ -243,8 +247,16 @@ class SandboxedExecute(Execute):
                 kept += len(line)
             content["traceback"] = traceback
             return super().output(outs, msg, display_id, cell_index)
-        used = self._output_used.get(cell_index, 0)
         size = _size(content.get("text", "")) if kind == "stream" else _size(content.get("data", {}))
+        if kind == "display_data" and MIME in content.get("data", {}):
+            # Grading records have a budget of their own: a correct function that prints a
+            # lot must not lose the records its cell is judged on (grader.decide).
+            used = self._records_used.get(cell_index, 0)
+            if used + size <= limit:
+                self._records_used[cell_index] = used + size
+                return super().output(outs, msg, display_id, cell_index)
+            return None  # a flood of records: the cell fails on the missing ones
+        used = self._output_used.get(cell_index, 0)
         if used + size <= limit:
             self._output_used[cell_index] = used + size
             return super().output(outs, msg, display_id, cell_index)
@@ -255,5 +267,6 @@ class SandboxedExecute(Execute):
         self._output_used[cell_index] = limit
         if cell_index not in self._truncated:
             self._truncated.add(cell_index)
-            outs.append(new_output("stream", name="stderr", text=TRUNCATED_NOTE.format(limit=limit)))
+            # stdout: nbgrader gives 0 to a graded cell with any stderr output
+            outs.append(new_output("stream", name="stdout", text=TRUNCATED_NOTE.format(limit=limit)))
         return out

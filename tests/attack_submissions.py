@@ -261,6 +261,16 @@ ISOLATION_ATTACKS: list[tuple[str, str, str]] = [
     ("50mb-line", "triplet_loss_solution", _RIGHT_LOSS + dedent("""
         print("x" * 50_000_000)
     """)),
+    # a right function that prints 1.2 MB on every call: the test cells' own output passes the
+    # bound, and the cells must keep their marks (the note is not stderr; records are kept)
+    ("chatty-right-function", "triplet_loss_solution", dedent("""
+        def triplet_loss(y_true, y_pred, alpha=0.2):
+            print("working on it " * 90_000)
+            anchor, positive, negative = y_pred
+            pos_dist = tf.reduce_sum(tf.square(anchor - positive), axis=-1)
+            neg_dist = tf.reduce_sum(tf.square(anchor - negative), axis=-1)
+            return tf.reduce_sum(tf.maximum(pos_dist - neg_dist + alpha, 0.0))
+    """)),
 ]
 
 ATTACKS += ISOLATION_ATTACKS

@@ -128,11 +128,14 @@ def test_no_feedback_shows_a_hidden_line(triplet_cycle):
         text = html_text(course.feedback_path(student, TRIPLET))
         leaked = [line for line in hidden if line in text]
         assert not leaked, f"{student}'s feedback shows hidden lines: {leaked[:3]}"
-    # the attacks really printed them into the graded notebooks
-    for student in ("prints-callers-source", "prints-instructor-notebook"):
+    # the caller's-source attack really printed them into the graded notebook (the kernel runs
+    # the hidden tests, so it can see them); the sandbox hides the instructor notebook itself
+    def printed(student):
         graded = course.read_autograded(student, TRIPLET)
-        printed = "\n".join(str(cell.get("outputs", "")) for cell in graded.cells)
-        assert any(line in printed for line in hidden), f"{student} printed no hidden line"
+        return "\n".join(str(cell.get("outputs", "")) for cell in graded.cells)
+
+    assert any(line in printed("prints-callers-source") for line in hidden)
+    assert not any(line in printed("prints-instructor-notebook") for line in hidden)
 
 
 @pytest.fixture(scope="module", params=sorted(INTRO_ZEROS))
