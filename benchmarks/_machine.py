@@ -57,3 +57,17 @@ def kernel_peak_code() -> str:
     """Python source that prints its own process's peak memory in MiB (run it in a kernel)."""
     return ("import resource as _r, sys as _s\n"
             "print('PEAK_MIB', _r.getrusage(_r.RUSAGE_SELF).ru_maxrss / (2**20 if _s.platform == 'darwin' else 1024))")
+
+
+def shared_dataset(*parts: str, given=None, flag: str | None = None):
+    """``fr_utils.datasets.dataset_path(*parts, given=given)``, or None after printing why
+    the benchmark is skipped (``$FR_DATASETS`` unset, or the folder missing; ``flag``: the
+    option that names the folder instead)."""
+    from fr_utils.datasets import dataset_path
+    from fr_utils.errors import DatasetsNotFound
+
+    try:
+        return dataset_path(*parts, given=given)
+    except DatasetsNotFound as err:
+        print(f"skipped: {err}" + (f" (or pass {flag})" if flag and given is None else ""))
+        return None

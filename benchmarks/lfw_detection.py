@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from _machine import machine, peak_memory_mib
+from _machine import machine, peak_memory_mib, shared_dataset
 
 
 def main() -> int:
@@ -26,13 +26,8 @@ def main() -> int:
     parser.add_argument("--lfw-dir", type=Path, default=None)
     parser.add_argument("--limit", type=int, default=None, help="only the first N images (sorted)")
     args = parser.parse_args()
-    from fr_utils.datasets import dataset_path
-    from fr_utils.errors import DatasetsNotFound
-
-    try:
-        lfw = dataset_path("lfw-deepfunneled", given=args.lfw_dir)
-    except DatasetsNotFound as err:
-        print(f"skipped: LFW not found ({err}; or pass --lfw-dir)")
+    lfw = shared_dataset("lfw-deepfunneled", given=args.lfw_dir, flag="--lfw-dir")
+    if lfw is None:
         return 0
 
     from fr_utils.detect import detect_faces

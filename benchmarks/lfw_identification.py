@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _machine import shared_dataset
+
 
 def split(lfw: Path, limit: int | None = None) -> tuple[dict[str, Path], list[tuple[str, Path]], list[Path]]:
     """(gallery {name: first photo}, probes [(name, photo)], unenrolled photos) of the
@@ -59,13 +61,8 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=None, help="only the first N people (sorted), for a quick run")
     parser.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (default: embed_files')")
     args = parser.parse_args()
-    from fr_utils.datasets import dataset_path
-    from fr_utils.errors import DatasetsNotFound
-
-    try:
-        lfw = dataset_path("lfw-deepfunneled", given=args.lfw_dir)
-    except DatasetsNotFound as err:
-        print(f"skipped: LFW not found ({err}; or pass --lfw-dir)")
+    lfw = shared_dataset("lfw-deepfunneled", given=args.lfw_dir, flag="--lfw-dir")
+    if lfw is None:
         return 0
 
     from fr_utils.database import FaceDatabase

@@ -15,15 +15,13 @@ import sys
 
 import numpy as np
 
+from _machine import shared_dataset
+
 
 def main() -> int:
-    from fr_utils.datasets import dataset_path
-    from fr_utils.errors import DatasetsNotFound
-
-    try:
-        lfw, protocol = dataset_path("lfw-deepfunneled"), dataset_path("lfw-protocol")
-    except DatasetsNotFound as err:
-        print(f"skipped: {err}")
+    lfw = shared_dataset("lfw-deepfunneled")
+    protocol = lfw and shared_dataset("lfw-protocol")
+    if protocol is None:
         return 0
     from fr_utils.align import crop_box
     from fr_utils.embedding_cache import detect_files
