@@ -3,11 +3,11 @@
 The public checks (fr_utils/checks/) give learners helpful messages in their
 own kernel, so they need the right answer for their fixed, public inputs, and
 what each usual mistake returns there (to name the mistake).  They read these
-numbers from ``fr_utils/checks/_expected.py``, a data file that this module
+numbers from ``fr_utils/checks/expected.json``, a data file that this module
 writes from the references in grader/references.py; the references themselves
 never ship with fr_utils.
 
-    python -m grader.expected            # rewrite fr_utils/checks/_expected.py
+    python -m grader.expected            # rewrite fr_utils/checks/expected.json
     python -m grader.expected --check    # exit 1 if the file is out of date
 
 tests/test_grader_decisions.py checks that the stored file equals what this
@@ -17,7 +17,7 @@ module computes.
 from __future__ import annotations
 
 import argparse
-import pprint
+import json
 import sys
 from pathlib import Path
 
@@ -25,19 +25,7 @@ import numpy as np
 
 from grader import references as ref
 
-TARGET = Path(__file__).resolve().parents[1] / "fr_utils" / "checks" / "_expected.py"
-
-HEADER = '''"""Expected values of the public checks, for their fixed public inputs (generated data).
-
-Written by ``python -m grader.expected`` from the grader's references; do not
-edit by hand.  ``{key: {"expected": ..., "mistakes": {name: value}, ...}}``:
-the public checks compare with "expected" and name a mistake whose value
-matches what your function returned.
-"""
-
-# fmt: off
-EXPECTED = '''
-
+TARGET = Path(__file__).resolve().parents[1] / "fr_utils" / "checks" / "expected.json"
 
 def _floats(values) -> list:
     return [float(x) for x in np.asarray(values, dtype=np.float64).ravel()]
@@ -100,7 +88,7 @@ def expected_data() -> dict:
 
 
 def render(data: dict) -> str:
-    return HEADER + pprint.pformat(data, width=100, sort_dicts=True) + "\n"
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

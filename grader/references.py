@@ -5,7 +5,7 @@ Nothing here is importable from a learner's kernel in a sandboxed grading run
 learners' recorded outputs with these (grader.cases); ``python -m
 grader.expected`` also turns them into the expected values and the values of
 the usual mistakes that the public checks use for their hints
-(fr_utils/checks/_expected.py), so the public checks ship data, not answers.
+(fr_utils/checks/expected.json), so the public checks ship data, not answers.
 """
 
 from __future__ import annotations

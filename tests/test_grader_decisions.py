@@ -71,7 +71,7 @@ def decide(notebook: str, grade_id: str, source: str, namespace: dict, outputs: 
 def test_stored_public_data_equal_the_grader_references():
     stored = grader_expected.TARGET.read_text(encoding="utf-8")
     assert stored == grader_expected.render(grader_expected.expected_data()), (
-        "fr_utils/checks/_expected.py is out of date: run python -m grader.expected")
+        "fr_utils/checks/expected.json is out of date: run python -m grader.expected")
 
 
 def test_references_are_not_shipped_in_fr_utils():

@@ -3,7 +3,7 @@
 Each assignment has a module here (``fr_utils.checks.triplet_loss``, ...) whose
 ``check_*`` functions are the *public* tests called from the notebook's test
 cells.  You are welcome to read them: they hold no answers, only example inputs,
-the expected values for those inputs (``_expected.py``, data) and the messages
+the expected values for those inputs (``expected.json``, data) and the messages
 you get for the usual mistakes.  When your notebook is graded, the checks also
 record what your functions returned (``_record.py``), and the grade is decided
 from those records outside your notebook.

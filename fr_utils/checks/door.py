@@ -251,11 +251,16 @@ def _door(value, name: str = "verify") -> bool:
     )
 
 
+def _cast_database(encode: Callable) -> tuple[dict, dict]:
+    """The sample cast ``{name: [photos]}`` and its door database ``{name: encode(first photo)}``."""
+    cast = sample_cast()
+    return cast, {name: encode(photos[0]) for name, photos in cast.items()}
+
+
 def verify_cases(encode: Callable) -> dict[str, tuple]:
     """The public verify cases, ``{record key: (photo, identity, database, threshold, situation)}``;
     ``encode(path)`` gives a photo's encoding (the databases are built around them)."""
-    cast = sample_cast()
-    database = {name: encode(photos[0]) for name, photos in cast.items()}
+    cast, database = _cast_database(encode)
     hopper = str(cast["Grace_Hopper"][0])
     names = ["ada", "grace", "hedy", "katherine"]
     known = dict(zip(names, at_distance(encode(hopper), [0.35, 0.8, 0.6, 1.3], seed=1)))
@@ -360,8 +365,7 @@ def check_verify_details(verify: Callable, model) -> None:
 def who_is_it_cases(encode: Callable) -> dict[str, tuple]:
     """The public who_is_it cases, ``{record key: (photo, database, threshold, situation)}``;
     ``encode(path)`` gives a photo's encoding (the databases are built around them)."""
-    cast = sample_cast()
-    database = {name: encode(photos[0]) for name, photos in cast.items()}
+    cast, database = _cast_database(encode)
     obama = str(cast["Barack_Obama"][1])
     cases = {
         "who/cast/all": (obama, database, CHECK_THRESHOLD, "Barack_Obama_0002.jpg, the cast in the database"),

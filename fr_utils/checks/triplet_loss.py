@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from fr_utils.checks._record import record
-from fr_utils.checks._runner import call_with_time_limit, one_number
+from fr_utils.checks._runner import call_with_time_limit, expected, one_number
 
 SEEDED_EXPECTED = 527.2598
 """``triplet_loss`` on the seeded batch of :func:`seeded_triplets`, TensorFlow 2.21."""
@@ -148,7 +148,7 @@ def _call_loss(triplet_loss: Callable, anchor, positive, negative, alpha=None):
 
 # The public cases: {record key: (anchor, positive, negative, alpha or None for the default)}.
 # The grader computes its answers for exactly these inputs; the expected values and
-# the values of the usual mistakes below come from fr_utils/checks/_expected.py.
+# the values of the usual mistakes below come from fr_utils/checks/expected.json.
 _POINT = _f32([[0.1, 0.2, 0.3, 0.4]])
 _BATCH = (
     _f32([[0, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0]]),  # anchors
@@ -174,10 +174,7 @@ LOSS_CASES = {
 """The public inputs of the loss checks, by record key."""
 
 
-def _expected(key: str) -> dict:
-    from fr_utils.checks._expected import EXPECTED
-
-    return EXPECTED[key]
+_expected = expected
 
 
 def _expect_loss(triplet_loss, key: str, situation: str, atol: float = 1e-4) -> None:

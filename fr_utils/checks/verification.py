@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from fr_utils.checks._record import record
-from fr_utils.checks._runner import call_with_time_limit, one_number
+from fr_utils.checks._runner import call_with_time_limit, expected, one_number
 
 # --------------------------------------------------------------------------
 # Exercise 1: false_accept_rate_1_to_k
@@ -46,13 +46,10 @@ FAR_CASES = {
     "far/always_accepts": (1.0, 3),
 }
 """The public inputs of the false-accept checks, by record key: (far_1_to_1, k).  Their
-expected values and the values of the usual mistakes are in fr_utils/checks/_expected.py."""
+expected values and the values of the usual mistakes are in fr_utils/checks/expected.json."""
 
 
-def _expected(key: str) -> dict:
-    from fr_utils.checks._expected import EXPECTED
-
-    return EXPECTED[key]
+_expected = expected
 
 
 _FAR_HINTS = {
@@ -101,12 +98,18 @@ def _number(result, name: str) -> float:
     return value
 
 
-def _expect_far(function: Callable, key: str, situation: str) -> None:
-    far, k = FAR_CASES[key]
-    result = call_with_time_limit(function, far, k)
+def _run_case(function: Callable, cases: dict, key: str, convert: Callable):
+    """Call ``function`` on the public case ``key`` of ``cases`` and record what it returned:
+    ``(arguments, convert(result), stored expected data)``."""
+    arguments = cases[key]
+    result = call_with_time_limit(function, *arguments)
     record(key, result)
-    got = _number(result, "false_accept_rate_1_to_k")
-    data = _expected(key)
+    return arguments, convert(result), _expected(key)
+
+
+def _expect_far(function: Callable, key: str, situation: str) -> None:
+    (far, k), got, data = _run_case(function, FAR_CASES, key,
+                                    lambda result: _number(result, "false_accept_rate_1_to_k"))
     want = data["expected"]
     if _close(got, want):
         return
@@ -186,11 +189,8 @@ def _integer(result, name: str) -> int:
 
 
 def _expect_max(function: Callable, key: str, situation: str) -> None:
-    far, budget = MAX_ENROLLED_CASES[key]
-    result = call_with_time_limit(function, far, budget)
-    record(key, result)
-    got = _integer(result, "max_enrolled")
-    data = _expected(key)
+    (far, budget), got, data = _run_case(function, MAX_ENROLLED_CASES, key,
+                                         lambda result: _integer(result, "max_enrolled"))
     want, far_at = data["expected"], data["far_at"]
     if got == want:
         return
