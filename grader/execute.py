@@ -99,7 +99,7 @@ class SandboxedExecute(Execute):
                     f"Refusing to run submissions outside the sandbox: {problem}. Fix it, or set "
                     f"{UNSANDBOXED_ENV}=1 to grade with your own rights (only for code you trust)."
                 )
-        self._deadline = monotonic() + self.notebook_timeout
+        self._deadline: float | None = None  # set when the first cell starts: the kernel's start-up is not the submission's time
         self._done: list[int] = []  # cells whose effects a restarted kernel must get back
         self._output_used: dict[int, int] = {}
         self._records_used: dict[int, int] = {}
@@ -109,6 +109,8 @@ class SandboxedExecute(Execute):
 
     def _get_timeout(self, cell):
         limit = super()._get_timeout(cell)
+        if self._deadline is None:  # not a graded cell's run (the notebook's clock has not started)
+            return limit
         remaining = max(1, math.ceil(self._deadline - monotonic()))
         return remaining if limit is None else min(limit, remaining)
 
@@ -148,6 +150,8 @@ class SandboxedExecute(Execute):
         if self._kernel_lost:
             cell.outputs = [_error_output("KernelLost", self._kernel_lost)]
             return cell, self.resources
+        if self._deadline is None:
+            self._deadline = monotonic() + self.notebook_timeout
         if monotonic() >= self._deadline:
             cell.outputs = [_error_output(
                 "NotebookTimeLimit",
