@@ -73,20 +73,25 @@ def test_every_decision_attack_is_graded_here():
     assert graded == {name for name, _, _ in DECISION_ATTACKS}
 
 
-@pytest.fixture(scope="module")
-def triplet_cycle(tmp_path_factory):
-    course = Course.create(tmp_path_factory.mktemp("decisions"), TRIPLET)
+def _attack_cycle(root, name: str) -> dict:
+    """One nbgrader cycle of assignment ``name``: an honest student and one per decision attack."""
+    course = Course.create(root, name)
     course.generate_assignment()
-    source, release = course.read_source(TRIPLET), course.read_release(TRIPLET)
-    solutions = {cell: solution_code(cell_by_id(source, cell).source) for cell in SOLUTION_CELLS[TRIPLET]}
-    attacks = _assignment_attacks(SOLUTION_CELLS[TRIPLET])
-    course.submit("honest", TRIPLET, with_sources(release, solutions))
-    for name, (cell, code) in attacks.items():
-        course.submit(name, TRIPLET, with_sources(release, {**solutions, cell: code}))
+    source, release = course.read_source(name), course.read_release(name)
+    solutions = {cell: solution_code(cell_by_id(source, cell).source) for cell in SOLUTION_CELLS[name]}
+    attacks = _assignment_attacks(SOLUTION_CELLS[name])
+    course.submit("honest", name, with_sources(release, solutions))
+    for attack, (cell, code) in attacks.items():
+        course.submit(attack, name, with_sources(release, {**solutions, cell: code}))
     course.autograde(f"--Execute.timeout={CELL_TIMEOUT_S}")
     course.generate_feedback()
-    return {"course": course, "source": source, "scores": course.scores(TRIPLET),
+    return {"name": name, "course": course, "source": source, "scores": course.scores(name),
             "max": grade_cells(source), "students": ["honest", *attacks]}
+
+
+@pytest.fixture(scope="module")
+def triplet_cycle(tmp_path_factory):
+    return _attack_cycle(tmp_path_factory.mktemp("decisions"), TRIPLET)
 
 
 def _zeros(cycle, student) -> set[str]:
@@ -140,19 +145,7 @@ def test_no_feedback_shows_a_hidden_line(triplet_cycle):
 
 @pytest.fixture(scope="module", params=sorted(INTRO_ZEROS))
 def intro_cycle(request, tmp_path_factory):
-    name = request.param
-    course = Course.create(tmp_path_factory.mktemp(name), name)
-    course.generate_assignment()
-    source, release = course.read_source(name), course.read_release(name)
-    solutions = {cell: solution_code(cell_by_id(source, cell).source) for cell in SOLUTION_CELLS[name]}
-    attacks = _assignment_attacks(SOLUTION_CELLS[name])
-    course.submit("honest", name, with_sources(release, solutions))
-    for attack, (cell, code) in attacks.items():
-        course.submit(attack, name, with_sources(release, {**solutions, cell: code}))
-    course.autograde(f"--Execute.timeout={CELL_TIMEOUT_S}")
-    course.generate_feedback()
-    return {"name": name, "course": course, "source": source, "scores": course.scores(name),
-            "max": grade_cells(source), "students": ["honest", *attacks]}
+    return _attack_cycle(tmp_path_factory.mktemp(request.param), request.param)
 
 
 def test_intro_attacks_end_with_their_honest_score(intro_cycle):

@@ -210,16 +210,21 @@ def triplet_cells():
             for grade_id in grader_cases.graded_cells("triplet_loss")}
 
 
+def _failing(notebook: str, cells: dict, namespace: dict, outputs) -> dict[str, list[str]]:
+    """``{grade_id: problems}`` of the cells the grader fails, run in ``namespace``."""
+    failing = {}
+    for grade_id, source in cells.items():
+        problems = decide(notebook, grade_id, source, namespace, outputs)
+        if problems:
+            failing[grade_id] = problems
+    return failing
+
+
 def _failing_cells(cells: dict, loss, semi, outputs) -> dict[str, list[str]]:
     from fr_utils.checks import triplet_loss as checks
 
     namespace = {"checks": checks, "triplet_loss": loss, "semi_hard_negatives": semi, "tf": tf, "np": np}
-    failing = {}
-    for grade_id, source in cells.items():
-        problems = decide("triplet_loss", grade_id, source, namespace, outputs)
-        if problems:
-            failing[grade_id] = problems
-    return failing
+    return _failing("triplet_loss", cells, namespace, outputs)
 
 
 @pytest.mark.slow
@@ -297,12 +302,7 @@ def test_encoder_decisions_and_the_refused_reference(facenet, recorded):
     def failing(enc_code, dist_code):
         namespace = {**base, "img_to_encoding": compile_function(enc_code, "img_to_encoding", base),
                      "distance": compile_function(dist_code, "distance", base)}
-        found = {}
-        for grade_id, cell in cells.items():
-            problems = decide("pretrained_encoder", grade_id, cell, namespace, recorded)
-            if problems:
-                found[grade_id] = problems
-        return found
+        return _failing("pretrained_encoder", cells, namespace, recorded)
 
     right_enc, right_dist = CORRECT_ENCODING["predict_on_batch"], CORRECT_DISTANCE["linalg_norm"]
     for code in CORRECT_ENCODING.values():
