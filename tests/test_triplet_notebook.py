@@ -40,7 +40,9 @@ def test_config_points_nbgrader_at_the_notebooks(config):
     assert config.OverwriteCells.add_missing_cells is True
     assert HideHiddenTests in config.GenerateFeedback.preprocessors
     steps = [step.__name__ for step in config.Autograde.autograde_preprocessors]
-    assert steps.index("Execute") < steps.index("DecideGrades") == steps.index("SaveAutoGrades") - 1
+    # the sandbox's executor runs the notebook; the grader decides right before the grades are saved
+    assert "Execute" not in steps
+    assert steps.index("SandboxedExecute") < steps.index("DecideGrades") == steps.index("SaveAutoGrades") - 1
 
 
 def test_cell_timeout_is_bounded_but_roomy(config):
