@@ -32,7 +32,7 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer
 
-from .records import MIME
+from .records import is_record
 from .sandbox import UNSANDBOXED_ENV, SandboxKernelManager, sandbox_problem
 
 TRUNCATED_NOTE = "\n[output truncated: this cell's output passed {limit:,} characters; the grader dropped the rest]\n"
@@ -252,7 +252,7 @@ class SandboxedExecute(Execute):
             content["traceback"] = traceback
             return super().output(outs, msg, display_id, cell_index)
         size = _size(content.get("text", "")) if kind == "stream" else _size(content.get("data", {}))
-        if kind == "display_data" and MIME in content.get("data", {}):
+        if is_record({"output_type": kind, "data": content.get("data", {})}):
             # Grading records have a budget of their own: a correct function that prints a
             # lot must not lose the records its cell is judged on (grader.decide).
             used = self._records_used.get(cell_index, 0)
