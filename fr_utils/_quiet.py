@@ -7,8 +7,9 @@ Jupyter kernels forward that file descriptor into every notebook's output.
 
 :func:`install` (called by ``import fr_utils``) adds an import hook: the first
 ``import tensorflow``, wherever it comes from (fr_utils, keras, a notebook), runs
-with file descriptor 2 pointed at the null device. Errors still surface as Python
-exceptions; nothing else is silenced, and nothing at all once TensorFlow is in.
+with file descriptor 2 captured (see :func:`stderr_fd_silenced`): dropped when the
+import succeeds, shown when it fails. Nothing else is silenced, and nothing at all
+once TensorFlow is in.
 """
 
 from __future__ import annotations
@@ -17,11 +18,18 @@ import contextlib
 import importlib.abc
 import os
 import sys
+import tempfile
 
 
 @contextlib.contextmanager
 def stderr_fd_silenced():
-    """Point file descriptor 2 at the null device for the block (Python's sys.stderr is flushed first)."""
+    """Keep what is written to file descriptor 2 during the block off the screen.
+
+    The text goes to an anonymous temporary file.  If the block raises, that text
+    is written back to file descriptor 2 before the exception propagates, so a
+    failed import still shows the C++ lines that explain it (a missing library, an
+    unsupported CPU instruction); after a clean block it is dropped.
+    """
     with contextlib.suppress(Exception):
         sys.stderr.flush()
     try:
@@ -29,14 +37,25 @@ def stderr_fd_silenced():
     except OSError:  # no fd 2 at all: nothing to silence
         yield
         return
-    null = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(null, 2)
+        captured = tempfile.TemporaryFile()
+    except OSError:  # no writable temporary folder: fall back to the null device
+        captured = open(os.devnull, "wb")
+    failed = False
+    try:
+        os.dup2(captured.fileno(), 2)
         yield
+    except BaseException:
+        failed = True
+        raise
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-        os.close(null)
+        if failed:
+            with contextlib.suppress(Exception):
+                captured.seek(0)
+                os.write(2, captured.read())
+        captured.close()
 
 
 class _QuietLoader(importlib.abc.Loader):
