@@ -15,6 +15,10 @@ loads on first use)::
     prewhiten(x)                    per-image standardisation (for the preprocessing lesson)
     FaceDatabase(path)              the door: enrol, verify, identify; SQLite file or in memory
     sample_cast()                   the shipped sample photos, {name: [paths]} (fr_utils.data)
+    verify(img1, img2)              one call, 1:1: {'verified', 'distance', 'threshold', 'boxes', ...} (fr_utils.api)
+    find(img, database_or_folder)   one call, 1:K: everyone known, nearest first (fr_utils.api)
+    face_distance(known, candidate) distances from one embedding to many (fr_utils.api)
+    compare_faces(known, candidate) which known embeddings match: distance < threshold (fr_utils.api)
     FrUtilsError                    base class of every error below
     FaceImageError                  an image cannot be read or holds nothing usable (a ValueError)
     NoFaceError                     a photo without a face (a FaceImageError)
@@ -50,6 +54,10 @@ _EXPORTS = {
     "fixed_image_standardization": "fr_utils.images",
     "prewhiten": "fr_utils.images",
     "FaceDatabase": "fr_utils.database",
+    "verify": "fr_utils.api",
+    "find": "fr_utils.api",
+    "face_distance": "fr_utils.api",
+    "compare_faces": "fr_utils.api",
     "FrUtilsError": "fr_utils.errors",
     "FaceImageError": "fr_utils.errors",
     "NoFaceError": "fr_utils.errors",

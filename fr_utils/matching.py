@@ -7,7 +7,8 @@
 
 For unit vectors ``||a - b||^2 = 2 - 2 cos(a, b)``, so ``cosine = euclidean^2 / 2``:
 both rank faces identically and an L2 threshold ``t`` is the cosine threshold
-``t^2 / 2`` (:func:`euclidean_to_cosine`). A pair matches when ``distance <= threshold``.
+``t^2 / 2`` (:func:`euclidean_to_cosine`). A pair matches when ``distance < threshold``
+(:func:`is_match`, the notebooks' rule; issue #14).
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ def default_threshold(metric: str = "euclidean", manifest: dict | None = None) -
     if source_metric == metric:
         return value
     return euclidean_to_cosine(value) if metric == "cosine" else cosine_to_euclidean(value)
+
+
+def is_match(distance, threshold: float):
+    """The one decision rule: a match is ``distance < threshold`` (strictly), for a number or an array.
+
+    A distance equal to the threshold does not match (the door stays closed)."""
+    return np.asarray(distance) < threshold
 
 
 def distances_to(matrix: np.ndarray, embedding: np.ndarray, metric: str = "euclidean") -> np.ndarray:
