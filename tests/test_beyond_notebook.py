@@ -40,7 +40,7 @@ def test_runs_headless_without_lfw(source, tmp_path, monkeypatch):
     printed = "\n".join(_printed(cell) for cell in source.cells)
     assert "24 images, the cast and three variants of each photo" in printed
     assert "4 clusters for 4 people; adjusted Rand index against the true names: 1.000" in printed
-    assert "Nothing uploaded: demo with Barack_Obama_0001.jpg enrolled as 'you'." in printed
+    assert "No photo taken or chosen: demo with Barack_Obama_0001.jpg enrolled as 'you'." in printed
     assert "you (Barack_Obama_0003.jpg)" in printed and "the door opens" in printed
     figures = [out for cell in source.cells for out in cell.get("outputs", []) if "image/png" in out.get("data", {})]
     assert len(figures) == 3  # the cluster gallery, the PCA map, the t-SNE map
