@@ -62,7 +62,7 @@ wheel="$(ls "$tmp"/fr_utils-*.whl)"
 
 step "creating $VENV"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-# ipykernel for the notebooks, ipywidgets for beyond's upload; every version pinned by requirements.txt.
+# ipykernel for the notebooks, ipywidgets (and the wheel's anywidget) for beyond's camera; every version pinned by requirements.txt.
 step "installing $(basename "$wheel"), ipykernel and ipywidgets (pinned by requirements.txt)"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     -c "$CONSTRAINTS" "$wheel" ipykernel ipywidgets
