@@ -644,4 +644,8 @@ def graded_cells(notebook: str) -> Optional[dict[str, list[Case]]]:
     """The cases of ``notebook``'s graded cells (computed once per process), or None if the
     grader does not decide that notebook's grades."""
     build = NOTEBOOKS.get(notebook)
-    return None if build is None else build()
+    if build is None:  # an instructor's own exercise: grader/exercises/<notebook>.py (grader/exercise.py)
+        from grader.exercise import exercise_cells
+
+        return exercise_cells(notebook)
+    return build()
