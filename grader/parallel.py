@@ -62,6 +62,7 @@ from pathlib import Path
 
 DEFAULT_BUSY_TIMEOUT_S = 120
 LOCKED = "database is locked"
+SKIPPED = "Skipping existing assignment"  # nbgrader, for a student already autograded (no --force)
 
 
 # -- the course -------------------------------------------------------------------
@@ -155,7 +156,7 @@ def check_gradebook(db_url: str, course_id: str, assignment: str) -> str | None:
 @dataclass
 class Outcome:
     student: str
-    status: str  # graded | failed | timed out | interrupted | not started
+    status: str  # graded | already graded | failed | timed out | interrupted | not started
     seconds: float = 0.0
     returncode: int | None = None
     attempts: int = 0
@@ -164,7 +165,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.status == "graded"
+        return self.status in ("graded", "already graded")
 
 
 def error_lines(log_text: str, limit: int = 12) -> list[str]:
@@ -263,7 +264,7 @@ class ParallelAutograde:
                 self._remove_if_killed(student)
                 return outcome
             if returncode == 0:
-                outcome.status = "graded"
+                outcome.status = "already graded" if SKIPPED in text else "graded"
                 return outcome
             outcome.status = "failed"
             if LOCKED not in text.rsplit("--- attempt", 1)[-1]:
@@ -278,8 +279,11 @@ class ParallelAutograde:
             shutil.rmtree(self.settings.autograded_dir(student, self.assignment), ignore_errors=True)
 
     def stop(self) -> None:
-        """Start no more students; stop the running ones (in parallel, each with its grace period)."""
+        """Start no more students; stop the running ones (in parallel, each with its grace period).
+        A second Ctrl-C meanwhile is ignored: leaving now would orphan the running nbgraders."""
         self._stopping.set()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         with self._lock:
             running = list(self._running.items())
         stoppers = [threading.Thread(target=self._stop_process, args=item, daemon=True) for item in running]
@@ -317,6 +321,9 @@ class ParallelAutograde:
 
     def _report(self, done: int, total: int, outcome: Outcome) -> None:
         head = f"[{done}/{total}] {outcome.student}: "
+        if outcome.status == "already graded":
+            self._say(head + "already autograded, left as it is (--force regrades)")
+            return
         if outcome.ok:
             self._say(head + f"graded in {outcome.seconds:.1f} s")
             return
@@ -451,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     grader = ParallelAutograde(settings, args.assignment, db_url, workers, log_dir, force=args.force,
                                nbgrader_args=extra, student_timeout=args.student_timeout, retries=args.retries,
                                grace=args.grace)
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    # Ctrl-C and SIGTERM stop the class cleanly, even where SIGINT came in ignored (a background job)
+    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = time.perf_counter()
     try:
         outcomes = grader.run(students)
@@ -459,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as stop:
         outcomes, interrupted = stop.outcomes, True
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     seconds = time.perf_counter() - started
 
     graded = [o.student for o in outcomes if o.ok]
@@ -479,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if not failed else 1
 
 
-def _terminate(signum, frame):  # SIGTERM: stop as on Ctrl-C
+def _terminate(signum, frame):  # SIGINT, SIGTERM: stop as on Ctrl-C
     raise KeyboardInterrupt
 
 

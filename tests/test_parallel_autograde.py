@@ -81,6 +81,15 @@ def serial(tmp_path_factory):
             "snapshot": gradebook_snapshot(course.db_url, ASSIGNMENT, COURSE_ID)}
 
 
+def _cmdline(process) -> list[str]:
+    import psutil
+
+    try:
+        return process.cmdline()
+    except psutil.Error:  # it ended meanwhile
+        return []
+
+
 @pytest.fixture(scope="module")
 def parallel(tmp_path_factory):
     """Interrupted once while both workers grade (1 s of grace, then SIGKILL), then run to the end."""
@@ -95,7 +104,7 @@ def parallel(tmp_path_factory):
                              text=True)
     parent, deadline, busy_since = psutil.Process(first.pid), time.monotonic() + 300, None
     while time.monotonic() < deadline and first.poll() is None:
-        nbgraders = [p for p in parent.children() if "nbgrader" in " ".join(p.cmdline())]
+        nbgraders = [p for p in parent.children() if "nbgrader" in " ".join(_cmdline(p))]
         if len(nbgraders) == 2 and busy_since is None:
             busy_since = time.monotonic()
         if busy_since is not None and time.monotonic() - busy_since > 6:  # both well into grading
@@ -274,3 +283,59 @@ def test_no_submissions_and_bad_options_are_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parallel_main([ASSIGNMENT, "stray"])
     assert "unrecognised arguments stray" in capsys.readouterr().err
+
+
+# -- the worker pool itself, on scripted stand-ins for nbgrader (seconds) ----------------------
+
+
+class _Scripted:
+    """ParallelAutograde whose 'nbgrader' for each student is a small Python script."""
+
+    def __new__(cls, root: Path, scripts: dict[str, str], **options):
+        import io
+
+        from grader.parallel import ParallelAutograde, course_settings
+
+        class Scripted(ParallelAutograde):
+            def command(self, student):
+                return [sys.executable, "-c", scripts[student]]
+
+        (root / "logs").mkdir()
+        return Scripted(course_settings(root), ASSIGNMENT, "sqlite:///unused.db", options.pop("workers", 2),
+                        root / "logs", out=io.StringIO(), **options)
+
+
+def test_the_pool_retries_a_locked_gradebook_and_reports_failures_and_skips(tmp_path):
+    counter = tmp_path / "attempts"
+    locked_once = (f"import pathlib, sys\np = pathlib.Path({str(counter)!r})\n"
+                   "n = int(p.read_text()) if p.exists() else 0\np.write_text(str(n + 1))\n"
+                   "if n == 0:\n    print('[AutogradeApp | ERROR] (sqlite3.OperationalError) database is locked')\n"
+                   "    sys.exit(1)\n")
+    grader = _Scripted(tmp_path, {
+        "locked-once": locked_once,
+        "broken": "import sys; print('[AutogradeApp | ERROR] student broken: not a notebook'); sys.exit(1)",
+        "done-before": "print('[AutogradeApp | INFO] Skipping existing assignment: autograded/done-before')",
+    })
+    outcomes = {o.student: o for o in grader.run(["locked-once", "broken", "done-before"])}
+    assert (outcomes["locked-once"].status, outcomes["locked-once"].attempts) == ("graded", 2)
+    assert (outcomes["broken"].status, outcomes["broken"].attempts) == ("failed", 1)  # not retried
+    assert outcomes["broken"].errors == ["[AutogradeApp | ERROR] student broken: not a notebook"]
+    assert outcomes["done-before"].status == "already graded" and outcomes["done-before"].ok
+    report = grader.out.getvalue()
+    assert "broken: FAILED (nbgrader exit 1)" in report and "student broken: not a notebook" in report
+    assert "done-before: already autograded, left as it is (--force regrades)" in report
+
+
+def test_a_student_past_its_timeout_is_killed_and_its_folder_removed(tmp_path):
+    from grader.parallel import course_settings
+
+    stubborn = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('started', flush=True); time.sleep(120)"
+    half_written = course_settings(tmp_path).autograded_dir("stubborn", ASSIGNMENT)
+    half_written.mkdir(parents=True)
+    grader = _Scripted(tmp_path, {"stubborn": stubborn}, student_timeout=1, grace=1)
+    started = time.monotonic()
+    [outcome] = grader.run(["stubborn"])
+    assert time.monotonic() - started < 30  # SIGINT ignored: SIGKILL after the grace period
+    assert outcome.status == "timed out" and not outcome.ok
+    assert "--student-timeout 1 s" in outcome.errors[0]
+    assert not half_written.exists()  # a rerun grades it again
