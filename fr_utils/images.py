@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import warnings
 from pathlib import Path
@@ -25,6 +26,23 @@ ImageSource = Union[str, os.PathLike, bytes, np.ndarray]
 #: their header alone and before any pixel is decoded, as possible
 #: decompression bombs instead of exhausting memory.
 MAX_PIXELS = 120_000_000
+
+#: Largest image file read, in bytes (256 MiB): compressed photos are far smaller, so
+#: anything larger is refused before it is read (paths and bytes alike).
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+#: Memory budget for decoding one image, in bytes (1 GiB). Decoding and converting to
+#: RGB costs several times the pixels' count (Pillow's buffer, the conversions, the
+#: array returned): :data:`DECODE_BYTES_PER_PIXEL`, measured per mode. An image whose
+#: estimate exceeds the budget is decoded reduced when its format allows it (JPEG:
+#: by 2, 4 or 8 while decoding) and refused otherwise, from its header, before any
+#: pixel is decoded.
+MAX_DECODE_BYTES = 1024 ** 3
+
+#: Peak bytes per pixel of :func:`load_image` by Pillow mode (measured, rounded up).
+DECODE_BYTES_PER_PIXEL = {"1": 12, "L": 12, "RGB": 12, "YCbCr": 16, "CMYK": 16, "LAB": 16, "HSV": 16,
+                          "I;16": 12, "I;16B": 12, "I;16L": 12, "I;16N": 12}
+_DEFAULT_BYTES_PER_PIXEL = 28  # P, RGBA, LA, I, F, ...: composited on white, or through float64
 
 # Formats never opened: Pillow reads EPS by running Ghostscript on the file.
 _REFUSED_FORMATS = frozenset({"EPS"})
@@ -53,10 +71,18 @@ def describe(source) -> str:
     return f"<{type(source).__name__}>"
 
 
-def _read_source(source) -> tuple[str, bytes]:
-    """(name for messages, file contents) of a path or bytes; FaceImageError if unreadable."""
+def read_image_bytes(source) -> tuple[str, bytes]:
+    """(name for messages, file contents) of a path or bytes; FaceImageError if unreadable.
+
+    Only regular files are read: a FIFO, a device (``/dev/zero``), a socket or a folder
+    is refused without reading (a FIFO is opened non-blocking, so nothing hangs), and
+    so is a file (or bytes) larger than :data:`MAX_FILE_BYTES`.
+    """
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return describe(source), bytes(source)
+        data = bytes(source)
+        if len(data) > MAX_FILE_BYTES:
+            raise FaceImageError(f"{describe(source)}: more than the {MAX_FILE_BYTES:,} bytes accepted for an image")
+        return describe(source), data
     if not isinstance(source, (str, os.PathLike)):
         raise FaceImageError(
             f"expected a path, bytes or an image array, got {type(source).__name__}"
@@ -70,11 +96,58 @@ def _read_source(source) -> tuple[str, bytes]:
             raise FaceImageError(f"{name}: is a directory, not an image file")
         if not path.exists():
             raise FaceImageError(f"{name}: no such file")
-        return name, path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else
+                        "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else
+                        "a socket" if stat.S_ISSOCK(info.st_mode) else "not a regular file")
+                raise FaceImageError(f"{name}: is {kind}, not an image file; only regular files are read")
+            if info.st_size > MAX_FILE_BYTES:
+                raise FaceImageError(
+                    f"{name}: {info.st_size:,} bytes is more than the {MAX_FILE_BYTES:,} accepted for an image file"
+                )
+            os.set_blocking(fd, True)
+            with os.fdopen(fd, "rb", closefd=True) as f:
+                fd = -1
+                data = f.read(MAX_FILE_BYTES + 1)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        if len(data) > MAX_FILE_BYTES:  # grew while being read
+            raise FaceImageError(f"{name}: more than the {MAX_FILE_BYTES:,} bytes accepted for an image file")
+        return name, data
     except FaceImageError:
         raise
     except (OSError, ValueError) as err:  # permissions, name too long, NUL in the name, ...
         raise FaceImageError(f"{name}: cannot read the file ({err})") from err
+
+
+_read_source = read_image_bytes
+
+
+def decode_estimate(width: int, height: int, mode: str) -> int:
+    """Estimated peak bytes :func:`load_image` needs to decode and convert such an image."""
+    return width * height * DECODE_BYTES_PER_PIXEL.get(mode, _DEFAULT_BYTES_PER_PIXEL)
+
+
+def _fit_budget(img: Image.Image, name: str) -> None:
+    """Refuse, or for JPEG decode reduced, an image whose decoding would exceed :data:`MAX_DECODE_BYTES`."""
+    need = decode_estimate(img.width, img.height, img.mode)
+    if need <= MAX_DECODE_BYTES:
+        return
+    if img.format == "JPEG":
+        for scale in (2, 4, 8):
+            w, h = -(-img.width // scale), -(-img.height // scale)
+            if decode_estimate(w, h, img.mode) <= MAX_DECODE_BYTES:
+                img.draft(img.mode, (w, h))
+                return
+    raise FaceImageError(
+        f"{name}: decoding this {img.width}x{img.height} {img.mode} image would take about "
+        f"{need / 2 ** 20:,.0f} MiB of memory, more than the {MAX_DECODE_BYTES / 2 ** 20:,.0f} MiB allowed; "
+        "refusing it before decoding (save it smaller, or as JPEG, which is decoded reduced)"
+    )
 
 
 def load_image(source: Union[str, os.PathLike, bytes]) -> np.ndarray:
@@ -91,7 +164,7 @@ def load_image(source: Union[str, os.PathLike, bytes]) -> np.ndarray:
             (checked from the header, before decoding). The message names the
             file (bytes are named ``<N bytes>``).
     """
-    name, data = _read_source(source)
+    name, data = read_image_bytes(source)
     if not data:
         raise FaceImageError(f"{name}: the file is empty (0 bytes)")
 
@@ -109,8 +182,9 @@ def load_image(source: Union[str, os.PathLike, bytes]) -> np.ndarray:
                     )
                 if img.width == 0 or img.height == 0:
                     raise FaceImageError(f"{name}: the image has no pixels ({img.width}x{img.height})")
+                _fit_budget(img, name)
                 img.load()
-                img = ImageOps.exif_transpose(img)
+                ImageOps.exif_transpose(img, in_place=True)
                 return _to_rgb_uint8(img)
     except FaceImageError:
         raise
@@ -127,11 +201,22 @@ def load_image(source: Union[str, os.PathLike, bytes]) -> np.ndarray:
 
 def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
     """Pillow image of any mode -> (H, W, 3) uint8 RGB."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        gray = np.asarray(img).astype(np.uint32)
+        if gray.max() > 255:  # 16-bit: round(x * 255 / 65535), in integers
+            gray *= 255
+            gray += 32767
+            gray //= 65535
+        rgb = np.empty(gray.shape + (3,), np.uint8)
+        rgb[...] = gray.astype(np.uint8)[:, :, None]
+        return rgb
+    if img.mode == "I":
         arr = np.asarray(img, dtype=np.float64)
         scale = 255.0 / 65535.0 if arr.max() > 255 else 1.0
         gray = np.clip(np.round(arr * scale), 0, 255).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
+    if img.mode == "RGB":
+        return np.array(img, dtype=np.uint8)
     if img.mode == "F":
         arr = np.nan_to_num(np.asarray(img, dtype=np.float64))
         gray = np.clip(np.round(arr), 0, 255).astype(np.uint8)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import os
 import re
 import struct
 import time
@@ -231,10 +232,10 @@ def test_over_the_limit_message_gives_the_size(tmp_path):
 
 
 def test_large_but_allowed_header_is_not_called_a_bomb(tmp_path):
-    """10000 x 10000 (100 Mpx, e.g. a 108 Mpx phone photo's size class) is under
-    MAX_PIXELS: this fake one must fail as truncated, not as a bomb."""
+    """9000 x 9000 (81 Mpx) is under MAX_PIXELS and within the decoding budget: this
+    fake one must fail as truncated, not as a bomb."""
     p = tmp_path / "big_but_broken.png"
-    p.write_bytes(_png_claiming(10_000, 10_000))
+    p.write_bytes(_png_claiming(9_000, 9_000))
     with pytest.raises(FaceImageError, match="truncated or corrupt"):
         load_image(p)
 
@@ -243,10 +244,14 @@ def test_unreadable_file(tmp_path, monkeypatch):
     p = tmp_path / "locked.jpg"
     p.write_bytes(_jpeg_bytes(_pattern()))
 
-    def refuse(self):
-        raise PermissionError(13, "Permission denied", str(self))
+    real_open = os.open
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    def refuse(path, *args, **kwargs):
+        if str(path) == str(p):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
     with pytest.raises(FaceImageError, match="cannot read") as info:
         load_image(p)
     assert str(p) in str(info.value)
@@ -636,3 +641,79 @@ def test_real_encoder_on_a_sample_photo_and_its_odd_copies(tmp_path):
     # Without its orientation applied, the same file would be a different "face".
     sideways = img_to_encoding(np.rot90(face, k=1), facenet)
     assert float(np.sum((sideways - ref) ** 2)) > 0.5
+
+
+# --------------------------------------------------------------------------- issue #18: hostile files
+
+
+def _gray16_png(width: int, height: int) -> bytes:
+    """A real, complete 16-bit grayscale PNG (all black), compressed row by row."""
+    header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)
+    packer = zlib.compressobj(9)
+    row = b"\x00" * (1 + 2 * width)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+
+
+def test_16bit_png_just_under_the_pixel_limit_is_refused_before_decoding(tmp_path):
+    """The issue's 233 KB 10950 x 10950 16-bit PNG cost 35 s and 3.3 GB; now it fails at once."""
+    import fr_utils.images as I
+
+    p = tmp_path / "huge16.png"
+    p.write_bytes(_gray16_png(10_950, 10_950))
+    assert 10_950 ** 2 < MAX_PIXELS and p.stat().st_size < 400_000
+    start = time.perf_counter()
+    with pytest.raises(FaceImageError, match=r"10950x10950 I;16 image would take about [\d,]+ MiB.*1,024 MiB allowed") as info:
+        load_image(p)
+    assert time.perf_counter() - start < 1.0
+    assert str(p) in str(info.value)
+    assert I.decode_estimate(10_950, 10_950, "I;16") > I.MAX_DECODE_BYTES
+
+
+def test_decode_budget_reduces_a_jpeg_and_refuses_a_png(tmp_path, monkeypatch):
+    import fr_utils.images as I
+
+    arr = _pattern()  # 48 x 64
+    big = np.asarray(Image.fromarray(arr).resize((1600, 1200)))
+    jpeg, png = tmp_path / "big.jpg", tmp_path / "big.png"
+    Image.fromarray(big).save(jpeg, quality=90)
+    Image.fromarray(big).save(png)
+    assert load_image(jpeg).shape == (1200, 1600, 3)  # within the real budget: full size
+    monkeypatch.setattr(I, "MAX_DECODE_BYTES", I.decode_estimate(1600, 1200, "RGB") // 10)  # fits at 1/4
+    reduced = load_image(jpeg)
+    assert reduced.shape == (300, 400, 3)
+    # the reduced decode is the same picture: compare with the full one shrunk
+    full_small = np.asarray(Image.fromarray(big).resize((400, 300), Image.BILINEAR), dtype=np.float64)
+    assert np.abs(reduced.astype(np.float64) - full_small).mean() < 12
+    with pytest.raises(FaceImageError, match="1600x1200 RGB image would take about .* MiB") as info:
+        load_image(png)
+    assert str(png) in str(info.value)
+
+
+def test_fifo_and_devices_are_refused_without_reading(tmp_path):
+    fifo = tmp_path / "camera.jpg"
+    os.mkfifo(fifo)  # nobody writes to it: reading it would block for ever
+    start = time.perf_counter()
+    with pytest.raises(FaceImageError, match="camera.jpg: is a FIFO"):
+        load_image(fifo)
+    for device in ("/dev/zero", "/dev/null"):
+        if os.path.exists(device):
+            with pytest.raises(FaceImageError, match=f"{device}: is a device, not an image file"):
+                load_image(device)
+    link = tmp_path / "zero.jpg"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(FaceImageError, match="zero.jpg: is a device"):
+        as_rgb_array(link)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_file_size_cap(tmp_path, monkeypatch):
+    import fr_utils.images as I
+
+    p = tmp_path / "photo.jpg"
+    p.write_bytes(_jpeg_bytes(_pattern()))
+    monkeypatch.setattr(I, "MAX_FILE_BYTES", p.stat().st_size - 1)
+    with pytest.raises(FaceImageError, match=r"photo.jpg: [\d,]+ bytes is more than the [\d,]+ accepted"):
+        load_image(p)
+    with pytest.raises(FaceImageError, match="more than the .* bytes accepted"):
+        load_image(p.read_bytes())
