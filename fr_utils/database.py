@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import unicodedata
 import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -47,52 +48,106 @@ import numpy as np
 
 from fr_utils.errors import (
     EmptyDatabaseError,
+    EnrolmentRefused,
     FaceDatabaseError,
     FaceImageError,
     ModelMismatchError,
+    SimilarFaceWarning,
+    SimilarNameWarning,
     SkippedImagesWarning,
     UnknownPersonError,
+    WeightsError,
 )
-from fr_utils.face_store import connect, sqlite_error, utc_now
-from fr_utils.images import IMAGE_SUFFIXES, is_image_file
+from fr_utils.face_store import UNIQUE_IMAGES, checkpoint, connect, integrity_problem, sqlite_error, utc_now
+from fr_utils.images import IMAGE_SUFFIXES, is_image_file, read_image_bytes
 from fr_utils.matching import check_metric, check_threshold, default_threshold, distances_to
 from fr_utils.weights import is_pretrained, model_identity
 
-__all__ = ["FaceDatabase", "check_name", "image_files"]
+__all__ = ["FaceDatabase", "check_name", "image_files", "name_skeleton"]
 
 MAX_NAME_LENGTH = 200
+#: How far from 1 an embedding's L2 norm may be: the encoder's outputs are unit
+#: vectors, and distances and thresholds in (0, 2) only mean something between unit vectors.
+UNIT_NORM_TOLERANCE = 1e-3
+# Unicode categories refused in names: controls, format characters (zero-width
+# spaces and joiners, bidirectional overrides and isolates, soft hyphen), surrogates,
+# private use, unassigned, line and paragraph separators.
+_REFUSED_CATEGORIES = {"Cc": "a control character", "Cf": "an invisible formatting character",
+                       "Cs": "a surrogate", "Co": "a private-use character", "Cn": "an unassigned code point",
+                       "Zl": "a line separator", "Zp": "a paragraph separator"}
+# Letters of other scripts that print like Latin ones (after case folding), and digits
+# that print like letters: enough to catch "Barack" written with a Cyrillic "а".
+_HOMOGLYPHS = str.maketrans({
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
+    "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w",
+    "һ": "h", "ӏ": "l", "ɡ": "g", "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v",
+    "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "ϲ": "c", "ϳ": "j", "0": "o", "1": "l",
+    "|": "l", "ı": "i", "ℓ": "l", "‐": "-", "‑": "-", "‒": "-", "–": "-", "—": "-", "−": "-",
+})
 
 
 # --------------------------------------------------------------------------- the database
 
 
 def check_name(name: str) -> str:
-    """A person's name: a non-empty string of at most 200 characters, without control
-    characters or surrounding spaces. Names are case-sensitive. ValueError otherwise."""
+    """A person's name, normalised: returns its NFC form (so "José" typed with a combining
+    accent is the same person as "José" typed with "é").
+
+    A name is a non-empty string of at most 200 characters, without surrounding spaces,
+    control characters, invisible formatting characters (zero-width spaces and joiners,
+    bidirectional overrides), spaces other than U+0020, private-use or unassigned code
+    points. Names are case-sensitive. ValueError, naming the character and its position,
+    otherwise.
+    """
     if not isinstance(name, str):
         raise ValueError(f"a person's name must be a string, got {type(name).__name__}")
+    name = unicodedata.normalize("NFC", name)
     if not name.strip():
-        raise ValueError("a person's name must not be empty")
+        raise ValueError(f"a person's name must not be empty, got {name!r}")
     if name != name.strip():
         raise ValueError(f"a person's name must not start or end with spaces: {name!r}")
     if len(name) > MAX_NAME_LENGTH:
         raise ValueError(f"a person's name must have at most {MAX_NAME_LENGTH} characters, got {len(name)}")
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise ValueError(f"a person's name must not contain control characters: {name!r}")
+    for i, c in enumerate(name):
+        category = unicodedata.category(c)
+        what = _REFUSED_CATEGORIES.get(category)
+        if what is None and category == "Zs" and c != " ":
+            what = "a space other than the ordinary one"
+        if what is not None:
+            label = unicodedata.name(c, "no name")
+            raise ValueError(
+                f"a person's name must not contain {what}: {name!r} has U+{ord(c):04X} ({label}) "
+                f"at position {i}"
+            )
     return name
+
+
+def _lookup_key(name: object) -> object:
+    """A name as it is stored (NFC), for looking it up; other values unchanged."""
+    return unicodedata.normalize("NFC", name) if isinstance(name, str) else name
+
+
+def name_skeleton(name: str) -> str:
+    """What a name looks like, for spotting confusable names: case folded, accents
+    dropped, letters of other scripts that print like Latin ones (Cyrillic "а", Greek
+    "ο", ...) and the digits 0 and 1 replaced by those letters, "_" read as a space.
+    Two different names with the same skeleton may be taken for one another."""
+    folded = unicodedata.normalize("NFKD", name.casefold())
+    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    return " ".join(plain.translate(_HOMOGLYPHS).replace("_", " ").split())
 
 
 def _image_digest(image) -> str | None:
     """sha256 of a file's bytes, of bytes, or of an array's pixels; None when unreadable."""
     try:
         if isinstance(image, (str, os.PathLike)):
-            return hashlib.sha256(Path(image).read_bytes()).hexdigest()
+            return hashlib.sha256(read_image_bytes(image)[1]).hexdigest()
         if isinstance(image, (bytes, bytearray, memoryview)):
             return hashlib.sha256(bytes(image)).hexdigest()
         if isinstance(image, np.ndarray):
             arr = np.ascontiguousarray(image)
             return hashlib.sha256(repr((arr.shape, arr.dtype.str)).encode() + arr.tobytes()).hexdigest()
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # FaceImageError is a ValueError: load_image will report it
         return None
     return None
 
@@ -134,8 +189,11 @@ class FaceDatabase:
         metric: ``"euclidean"`` (L2, default) or ``"cosine"`` (1 - cos); see the module doc.
         threshold: a claim matches when ``distance <= threshold``, in (0, 2). ``None``
             uses the bundled model's threshold from its manifest (converted to ``metric``).
-        create: if False, a missing file raises :class:`FaceDatabaseError` instead
-            of being created.
+        create: if False, a missing or empty file raises :class:`FaceDatabaseError`
+            instead of being initialised.
+        read_only: open the file read-only (listing, verifying and identifying work,
+            writes raise :class:`FaceDatabaseError`). A file that this user cannot
+            write, or whose folder they cannot write, is opened read-only anyway.
 
     Raises:
         FaceDatabaseError: the file exists but is not a face database (another
@@ -152,6 +210,7 @@ class FaceDatabase:
         metric: str = "euclidean",
         threshold: float | None = None,
         create: bool = True,
+        read_only: bool = False,
     ):
         self.metric = metric
         self.threshold = threshold
@@ -161,7 +220,8 @@ class FaceDatabase:
         self._checked = False
         self._cache = None
         self._conn: sqlite3.Connection | None = None
-        self._conn = connect(self.path, create)
+        self._sound = False  # passed an integrity check on this connection
+        self._conn, self.read_only = connect(self.path, create, read_only)
 
     # ----------------------------------------------------------------- settings
 
@@ -221,8 +281,25 @@ class FaceDatabase:
         return dict(self._query("SELECT key, value FROM meta"))
 
     def _write(self, doing: str, statements) -> None:
-        """Run ``statements(conn)`` in one transaction (all or nothing)."""
+        """Run ``statements(conn)`` in one transaction (all or nothing).
+
+        Nothing is written to a file opened read-only, nor to one that fails SQLite's
+        ``quick_check`` (checked before this connection's first write)."""
         conn = self._db()
+        if self.read_only:
+            raise FaceDatabaseError(
+                f"{self.name}: cannot {doing}: the file was opened read-only (it or its folder is not "
+                "writable by this user); listing, verifying and identifying still work"
+            )
+        if not self._sound and self.path is not None:
+            problem = integrity_problem(conn)
+            if problem is not None:
+                raise FaceDatabaseError(
+                    f"{self.name}: cannot {doing}: the file is damaged (SQLite's integrity check: "
+                    f"{problem}); it was left untouched. Restore it from a backup, or enrol everyone "
+                    "again in a new file."
+                )
+            self._sound = True
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -259,6 +336,8 @@ class FaceDatabase:
             return ours
         meta = self._meta()
         if "weights_sha256" not in meta:
+            if self.read_only:  # an empty database: nothing to compare with, nothing to record
+                return ours
             self._write("record the model", lambda c: c.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 [(k, str(v)) for k, v in ours.items()],
@@ -287,7 +366,7 @@ class FaceDatabase:
         return int(self._query("SELECT COUNT(*) FROM people")[0][0])
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and bool(self._query("SELECT 1 FROM people WHERE name = ?", (name,)))
+        return isinstance(name, str) and bool(self._query("SELECT 1 FROM people WHERE name = ?", (_lookup_key(name),)))
 
     def __iter__(self):
         return iter(self.names())
@@ -311,10 +390,12 @@ class FaceDatabase:
         pid = self._person_id(name)
         rows = self._query("SELECT vector FROM embeddings WHERE person_id = ? ORDER BY id", (pid,))
         size = int(self._meta().get("embedding_size", 0)) or None
-        return np.stack([self._vector(r[0], size) for r in rows])
+        stored = np.stack([self._vector(r[0], size) for r in rows])
+        self._check_stored_norms(stored, [name] * len(stored))
+        return stored
 
     def _person_id(self, name: str) -> int:
-        rows = self._query("SELECT id FROM people WHERE name = ?", (name,))
+        rows = self._query("SELECT id FROM people WHERE name = ?", (_lookup_key(name),))
         if not rows:
             raise UnknownPersonError(self._unknown(name))
         return int(rows[0][0])
@@ -328,19 +409,54 @@ class FaceDatabase:
         return f"{name!r} is not enrolled in {self.name}{hint}"
 
     def remove(self, name: str) -> int:
-        """Delete a person and all their embeddings; returns how many embeddings went."""
+        """Delete a person and all their embeddings; returns how many embeddings went.
+
+        No bytes of them are left behind: the connection asks for ``secure_delete``
+        (deleted rows are overwritten with zeros) and the write-ahead log, which holds
+        copies of the pages written since the last checkpoint, is copied into the file
+        and emptied. If a reader in another process keeps part of the log, that part is
+        emptied by a later write or when the last connection closes.
+        """
         pid = self._person_id(name)
         count = int(self._query("SELECT COUNT(*) FROM embeddings WHERE person_id = ?", (pid,))[0][0])
         self._write(f"remove {name!r}", lambda c: c.execute("DELETE FROM people WHERE id = ?", (pid,)))
+        self._checkpoint()
         return count
 
-    def rename(self, old: str, new: str) -> None:
-        """Rename a person. ValueError if ``new`` is already enrolled."""
-        check_name(new)
+    def _checkpoint(self) -> bool:
+        if self.path is None:
+            return True
+        try:
+            return checkpoint(self._db())
+        except sqlite3.Error as err:
+            raise sqlite_error(self.name, err, "empty the write-ahead log") from err
+
+    def rename(self, old: str, new: str, *, strict: bool = False) -> None:
+        """Rename a person. ValueError if ``new`` is already enrolled or not a valid name;
+        :class:`SimilarNameWarning` (with ``strict``: :class:`EnrolmentRefused`) if it is
+        confusable with another enrolled name."""
+        new = check_name(new)
         pid = self._person_id(old)
-        if new in self and new != old:
+        if new in self and new != _lookup_key(old):
             raise ValueError(f"cannot rename {old!r} to {new!r}: {new!r} is already enrolled")
+        self._check_similar_name(new, strict, ignore=_lookup_key(old))
         self._write(f"rename {old!r}", lambda c: c.execute("UPDATE people SET name = ? WHERE id = ?", (new, pid)))
+        self._checkpoint()
+
+    def _check_similar_name(self, name: str, strict: bool, ignore: object = None) -> None:
+        """Warn (or refuse, if strict) a new name that prints like an enrolled one."""
+        if name in self:
+            return
+        skeleton = name_skeleton(name)
+        for other in self.names():
+            if other != ignore and name_skeleton(other) == skeleton:
+                message = (f"the name {name!r} looks like {other!r}, who is already enrolled in {self.name} "
+                           "(they differ only in case, accents, spacing or look-alike letters); "
+                           "if they are the same person, use the existing name")
+                if strict:
+                    raise EnrolmentRefused(f"refused (strict): {message}")
+                warnings.warn(SimilarNameWarning(message, other), stacklevel=3)
+                return
 
     # ----------------------------------------------------------------- enrolling
 
@@ -350,42 +466,94 @@ class FaceDatabase:
         embeddings: np.ndarray,
         sources: Sequence[str | None] | None = None,
         digests: Sequence[str | None] | None = None,
+        *,
+        strict: bool = False,
     ) -> int:
         """Store already-computed embeddings for ``name`` (created if new), in one transaction.
 
         Args:
-            embeddings: (k, d) or (d,) finite floats from this database's model.
+            embeddings: (k, d) or (d,) unit vectors (L2 norm 1 within
+                :data:`UNIT_NORM_TOLERANCE`, as the encoder outputs) of this database's
+                model. Zero, non-unit, non-finite or wrong-size vectors are refused: a zero
+                vector would be at distance 1 from every face, and open the door to anyone.
             sources: k file names (or None) recorded with each embedding.
-            digests: k image sha256 values (or None) used to skip re-enrolled images.
+            digests: k image sha256 values (or None): an image already stored for this
+                person is skipped, atomically (a unique index), even when two processes
+                enrol the same photos at once.
+            strict: refuse (:class:`EnrolmentRefused`) a new name confusable with an
+                enrolled one instead of warning (:class:`SimilarNameWarning`).
         Returns:
-            k, the number of embeddings added.
+            The number of embeddings added (those of images already stored are not).
         """
-        check_name(name)
+        name = check_name(name)
         ident = self._check_model()
-        e = np.asarray(embeddings, dtype=np.float32)
-        if e.ndim == 1:
-            e = e[None]
-        size = int(ident["embedding_size"])
-        if e.ndim != 2 or e.shape[1] != size or len(e) == 0:
-            raise ValueError(f"embeddings must have shape (k, {size}) with k >= 1, got {np.shape(embeddings)}")
-        if not np.all(np.isfinite(e)):
-            raise ValueError("embeddings must be finite (no NaN or infinity)")
+        e = self._check_embeddings(embeddings, int(ident["embedding_size"]))
         sources = list(sources) if sources is not None else [None] * len(e)
         digests = list(digests) if digests is not None else [None] * len(e)
         if len(sources) != len(e) or len(digests) != len(e):
             raise ValueError(f"{len(e)} embeddings but {len(sources)} sources and {len(digests)} digests")
+        self._check_similar_name(name, strict)
+        added = 0
 
         def insert(conn: sqlite3.Connection) -> None:
+            nonlocal added
+            conn.execute("SAVEPOINT unique_images")  # files made before the index may hold duplicates
+            try:
+                conn.execute(UNIQUE_IMAGES)
+                conn.execute("RELEASE unique_images")
+            except sqlite3.IntegrityError:
+                conn.execute("ROLLBACK TO unique_images")
+                conn.execute("RELEASE unique_images")
             now = utc_now()
             conn.execute("INSERT OR IGNORE INTO people (name, enrolled) VALUES (?, ?)", (name, now))
             pid = conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()[0]
+            before = conn.total_changes
             conn.executemany(
-                "INSERT INTO embeddings (person_id, vector, source, image_sha256, added) VALUES (?, ?, ?, ?, ?)",
-                [(pid, v.astype("<f4").tobytes(), s, d, now) for v, s, d in zip(e, sources, digests)],
+                "INSERT INTO embeddings (person_id, vector, source, image_sha256, added) "
+                "SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS "
+                "(SELECT 1 FROM embeddings WHERE person_id = ? AND image_sha256 = ?)",
+                [(pid, v.astype("<f4").tobytes(), src, d, now, pid, d) for v, src, d in zip(e, sources, digests)],
             )
+            added = conn.total_changes - before
 
         self._write(f"enrol {name!r}", insert)
-        return len(e)
+        return added
+
+    def _check_embeddings(self, embeddings, size: int) -> np.ndarray:
+        """(k, size) float32 unit vectors, or ValueError naming the first bad row."""
+        try:
+            e = np.asarray(embeddings, dtype=np.float32)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"embeddings must be an array of numbers, got {type(embeddings).__name__} ({err})") from None
+        if e.ndim == 1:
+            e = e[None]
+        if e.ndim != 2 or e.shape[1] != size or len(e) == 0:
+            raise ValueError(f"embeddings must have shape (k, {size}) with k >= 1, got {np.shape(embeddings)}")
+        finite = np.isfinite(e).all(axis=1)
+        if not finite.all():
+            raise ValueError(f"embeddings must be finite: row {int(np.argmin(finite))} holds NaN or infinity")
+        norms = np.linalg.norm(e.astype(np.float64), axis=1)
+        bad = np.abs(norms - 1.0) > UNIT_NORM_TOLERANCE
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(
+                f"embeddings must be unit vectors (L2 norm 1, as the encoder outputs): row {i} has norm "
+                f"{norms[i]:.6g}. Distances and thresholds mean nothing otherwise (a zero vector is at "
+                "distance 1 from every face); normalise with e / np.linalg.norm(e)"
+            )
+        return e
+
+    def _check_stored_norms(self, matrix: np.ndarray, names: Sequence[str]) -> None:
+        if len(matrix) == 0:
+            return
+        norms = np.linalg.norm(matrix.astype(np.float64), axis=1)
+        bad = ~(np.abs(norms - 1.0) <= UNIT_NORM_TOLERANCE)  # NaN is bad too
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise FaceDatabaseError(
+                f"{self.name}: a stored embedding of {names[i]!r} is not a unit vector (norm {norms[i]:.6g}); "
+                "the file was altered outside fr_utils. Remove that person and enrol them again."
+            )
 
     def _stored_digests(self, name: str) -> set[str]:
         rows = self._query(
@@ -394,7 +562,8 @@ class FaceDatabase:
         )
         return {r[0] for r in rows}
 
-    def enroll(self, name: str, images, *, batch_size: int = 16, progress: bool | None = False) -> int:
+    def enroll(self, name: str, images, *, batch_size: int = 16, progress: bool | None = False,
+               strict: bool = False) -> int:
         """Add photos of one person (created if new; more photos add more embeddings).
 
         Args:
@@ -405,6 +574,9 @@ class FaceDatabase:
             batch_size: images encoded and committed together: a process killed
                 during a bulk enrol keeps every batch committed before.
             progress: show a progress bar (True), or not.
+            strict: refuse (:class:`EnrolmentRefused`) instead of warning when a photo's
+                face is within the threshold of another enrolled person, or the name is
+                confusable with an enrolled one; the batch with that photo is not stored.
         Returns:
             The number of embeddings added. Images already enrolled for this person
             (same file content) are skipped, so enrolling a folder again only adds new photos.
@@ -417,8 +589,11 @@ class FaceDatabase:
         Warns:
             SkippedImagesWarning: with several images, those without a face or
                 unreadable were skipped (listed, with the reason) and the rest enrolled.
+            SimilarFaceWarning: a photo's face is within the threshold of another
+                enrolled person (it would open the door as them): a wrong photo or name?
+            SimilarNameWarning: the new name prints like an enrolled one.
         """
-        check_name(name)
+        name = check_name(name)
         items, single = _as_image_list(images)
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -443,10 +618,13 @@ class FaceDatabase:
                                        on_bad="raise" if single else "skip", progress=False)
                 skipped += [(image, why) for _, image, why in encoded.skipped]
                 if encoded.indices:
+                    sources = [_source_name(batch[i][0]) for i in encoded.indices]
+                    self._check_similar_faces(name, encoded.embeddings,
+                                              [s or f"image {start + i + 1}" for s, i in zip(sources, encoded.indices)],
+                                              strict)
                     added += self.add_embeddings(
-                        name, encoded.embeddings,
-                        sources=[_source_name(batch[i][0]) for i in encoded.indices],
-                        digests=[batch[i][1] for i in encoded.indices],
+                        name, encoded.embeddings, sources=sources,
+                        digests=[batch[i][1] for i in encoded.indices], strict=strict,
                     )
                 bar.update(len(batch))
         if skipped and added == 0 and duplicates == 0:
@@ -460,7 +638,36 @@ class FaceDatabase:
             )
         return added
 
-    def enroll_tree(self, root: str | os.PathLike, *, batch_size: int = 16, progress: bool | None = False) -> dict[str, int]:
+    def _check_similar_faces(self, name: str, embeddings: np.ndarray, sources: list[str], strict: bool) -> None:
+        """Warn (or refuse, if strict) photos of ``name`` whose face matches another enrolled person."""
+        try:
+            threshold = self.threshold
+        except (ValueError, WeightsError):  # another encoder and no threshold given: no notion of a match
+            return
+        names, starts, matrix, _ = self._gallery()
+        if not names:
+            return
+        matches = []
+        for source, e in zip(sources, np.asarray(embeddings, dtype=np.float64)):
+            per_person = np.minimum.reduceat(distances_to(matrix, e, self.metric), starts[:-1])
+            for j in np.argsort(per_person, kind="stable"):
+                if per_person[j] > threshold:
+                    break
+                if names[j] != name:
+                    matches.append((source, names[j], float(per_person[j])))
+                    break
+        if not matches:
+            return
+        listing = "; ".join(f"{src} matches {other!r} (distance {d:.3f} <= threshold {threshold:.3f})"
+                            for src, other, d in matches)
+        message = (f"enrolling {name!r}: {len(matches)} photo(s) already match another enrolled person, so "
+                   f"that face would open the door as both: {listing}. Check the photo and the name")
+        if strict:
+            raise EnrolmentRefused(f"refused (strict): {message}; nothing of these photos was stored")
+        warnings.warn(SimilarFaceWarning(message, matches), stacklevel=3)
+
+    def enroll_tree(self, root: str | os.PathLike, *, batch_size: int = 16, progress: bool | None = False,
+                    strict: bool = False) -> dict[str, int]:
         """Enrol every ``<root>/<name>/`` folder as the person ``<name>``.
 
         Returns:
@@ -481,7 +688,8 @@ class FaceDatabase:
         added: dict[str, int] = {}
         for folder in folders:
             try:
-                added[folder.name] = self.enroll(folder.name, folder, batch_size=batch_size, progress=progress)
+                added[folder.name] = self.enroll(folder.name, folder, batch_size=batch_size, progress=progress,
+                                                 strict=strict)
             except FaceImageError as err:
                 warnings.warn(SkippedImagesWarning(str(err), [(str(folder), str(err))]), stacklevel=2)
                 added[folder.name] = 0
@@ -508,6 +716,7 @@ class FaceDatabase:
                 starts.append(i)
             vectors.append(self._vector(blob, size))
         matrix = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 0), np.float32)
+        self._check_stored_norms(matrix, [r[0] for r in rows])
         squared = np.einsum("ij,ij->i", matrix.astype(np.float64), matrix.astype(np.float64))
         gallery = (names, np.asarray(starts + [len(vectors)], dtype=np.int64), matrix, squared)
         self._cache = (version, gallery)
@@ -524,6 +733,9 @@ class FaceDatabase:
         size = int(self.model_identity()["embedding_size"])
         if e.size != size or e.ndim > 2 or not np.all(np.isfinite(e)):
             raise ValueError(f"expected one finite embedding of {size} values, (d,) or (1, d), got shape {e.shape}")
+        norm = float(np.linalg.norm(e))
+        if abs(norm - 1.0) > UNIT_NORM_TOLERANCE:
+            raise ValueError(f"expected a unit embedding (L2 norm 1, as the encoder outputs), got norm {norm:.6g}")
         return e.reshape(-1)
 
     def nearest(self, embedding: np.ndarray, k: int = 1) -> list[tuple[str, float]]:

@@ -23,6 +23,8 @@ from fr_utils.errors import (
     EmptyDatabaseError,
     FaceDatabaseError,
     FaceImageError,
+    SimilarFaceWarning,
+    SimilarNameWarning,
     SkippedImagesWarning,
     UnknownPersonError,
     WeightsError,
@@ -42,15 +44,25 @@ EXIT_DATABASE = 3  # the database or the model cannot be used
 EPILOG = f"""\
 database:
   --db PATH, else ${ENV_DB}, else ./{DEFAULT_DB}. 'enroll' creates the file if
-  it does not exist; the other commands need it to exist.
+  it does not exist (or is empty); the other commands need it to exist. 'list',
+  'verify' and 'identify' only read it (a read-only file or folder is fine).
+  Nothing is written to a file that fails SQLite's integrity check.
+
+enrolment:
+  A photo whose face already matches another enrolled person, or a name that
+  prints like an enrolled one, is warned about; with --strict it is refused
+  (exit 2). Names are stored in Unicode NFC; invisible and control characters
+  are refused.
 
 exit codes:
   0  done; verify: OPEN (same person); identify: every photo identified
   1  verify: CLOSED (not that person); identify: someone unknown
-  2  usage or bad input: bad option, unknown name, empty or missing database,
-     photo with no face, unreadable image (identify answers the other photos)
+  2  usage or bad input: bad option, unknown name, bad name, empty or missing
+     database, photo with no face, unreadable image (identify answers the other
+     photos), --strict refusal
   3  the database or the model cannot be used: corrupt file, not a face
-     database, built with another model, unwritable location, weights missing
+     database, built with another model, unwritable location or read-only file
+     (for enroll, remove, rename), weights or their manifest missing or invalid
 
 Errors go to stderr as '{PROG}: error: ...'; results go to stdout (as one JSON
 document with --json). A match is distance <= threshold; the default
@@ -110,8 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME")
     p.add_argument("images", nargs="+", metavar="IMAGE|DIR",
                    help="photos, or folders of photos; each photo's largest face is used")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse (exit 2) a photo that matches another enrolled person, or a look-alike name")
     p = command("enroll-tree", "enrol every ROOT/<name>/ folder of photos as <name>")
     p.add_argument("root", metavar="ROOT")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse (exit 2) a photo that matches another enrolled person, or a look-alike name")
     p = command("verify", "is the person in IMAGE really NAME? prints the distance and OPEN or CLOSED")
     p.add_argument("name", metavar="NAME")
     p.add_argument("image", metavar="IMAGE")
@@ -124,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("rename", "rename OLD to NEW")
     p.add_argument("old", metavar="OLD")
     p.add_argument("new", metavar="NEW")
+    p.add_argument("--strict", action="store_true", help="refuse (exit 2) a NEW that looks like an enrolled name")
     return parser
 
 
@@ -143,9 +160,9 @@ def _enroll(db: FaceDatabase, args, out: dict) -> int:
             paths.append(path)
     images = paths[0] if len(args.images) == 1 and not Path(args.images[0]).is_dir() else paths
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SkippedImagesWarning)
-        added = db.enroll(args.name, images, progress=_show_progress(args, len(paths)))
-    skipped = _skipped(caught)
+        warnings.simplefilter("always")
+        added = db.enroll(args.name, images, progress=_show_progress(args, len(paths)), strict=args.strict)
+    skipped = _skipped(caught, out)
     total = len(db.embeddings(args.name)) if args.name in db else 0
     out.update(name=args.name, added=added, embeddings=total, skipped=skipped)
     if not args.json:
@@ -157,9 +174,9 @@ def _enroll(db: FaceDatabase, args, out: dict) -> int:
 
 def _enroll_tree(db: FaceDatabase, args, out: dict) -> int:
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SkippedImagesWarning)
-        added = db.enroll_tree(args.root, progress=_show_progress(args, 2))
-    skipped = _skipped(caught)
+        warnings.simplefilter("always")
+        added = db.enroll_tree(args.root, progress=_show_progress(args, 2), strict=args.strict)
+    skipped = _skipped(caught, out)
     people = [{"name": n, "added": k, "embeddings": len(db.embeddings(n)) if n in db else 0} for n, k in added.items()]
     out.update(people=people, skipped=skipped)
     if not args.json:
@@ -248,7 +265,10 @@ def _remove(db: FaceDatabase, args, out: dict) -> int:
 
 
 def _rename(db: FaceDatabase, args, out: dict) -> int:
-    db.rename(args.old, args.new)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        db.rename(args.old, args.new, strict=args.strict)
+    _skipped(caught, out)
     out.update(renamed=args.old, to=args.new)
     if not args.json:
         print(f"renamed {args.old} to {args.new}")
@@ -260,18 +280,24 @@ COMMANDS = {
     "list": _list, "remove": _remove, "rename": _rename,
 }
 CREATES = {"enroll", "enroll-tree"}
+READS = {"list", "verify", "identify"}  # opened read-only: they never write
 
 
 # --------------------------------------------------------------------------- plumbing
 
 
-def _skipped(caught) -> list[dict]:
+def _skipped(caught, out: dict) -> list[dict]:
+    """Print the warnings of an enrolment on stderr; returns the skipped files (for JSON),
+    and records the other warnings under ``out['warnings']``."""
     skipped = []
     for w in caught:
         if isinstance(w.message, SkippedImagesWarning):
             for file, why in w.message.skipped:
                 print(f"{PROG}: warning: skipped {file}: {why}", file=sys.stderr)
                 skipped.append({"file": file, "reason": why})
+        elif isinstance(w.message, (SimilarFaceWarning, SimilarNameWarning)):
+            print(f"{PROG}: warning: {w.message}", file=sys.stderr)
+            out.setdefault("warnings", []).append(str(w.message))
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return skipped
@@ -298,10 +324,12 @@ def main(argv: list[str] | None = None) -> int:
             raise _InputError(f"no database at {db_path} (enrol someone first with '{PROG} enroll NAME PHOTO', "
                               f"or pass --db PATH / set {ENV_DB})")
         with FaceDatabase(db_path, metric=args.metric, threshold=args.threshold,
-                          create=args.command in CREATES) as db:
+                          create=args.command in CREATES, read_only=args.command in READS) as db:
             code = COMMANDS[args.command](db, args, out)
     except (FaceDatabaseError, WeightsError) as err:
         return report(err, EXIT_DATABASE, PROG)
+    except OSError as err:  # a file the database or the model needs, unreadable
+        return report(f"{getattr(err, 'filename', None) or db_path}: {err.strerror or err}", EXIT_DATABASE, PROG)
     except (_InputError, UnknownPersonError, EmptyDatabaseError, FaceImageError, ValueError) as err:
         return report(err, EXIT_INPUT, PROG)
     except KeyboardInterrupt:

@@ -12,11 +12,13 @@ Each class also keeps the builtin base it has always had, so ``except ValueError
     ├── WeightsError          (RuntimeError)  the encoder's weights are missing or damaged
     ├── FaceDatabaseError     (RuntimeError)  a face database file cannot be used
     │   └── ModelMismatchError                the database was built with another encoder
+    ├── EnrolmentRefused      (ValueError)    strict: the new photo or name resembles someone enrolled
     ├── UnknownPersonError    (KeyError)      a name that is not enrolled
     ├── EmptyDatabaseError    (LookupError)   identification asked of an empty database
     └── FunctionTimedOut      (AssertionError) a checked function ran past its time limit
 
-and one warning, :class:`SkippedImagesWarning` (a ``UserWarning``).
+and three warnings (``UserWarning``): :class:`SkippedImagesWarning`, :class:`SimilarFaceWarning`
+and :class:`SimilarNameWarning`.
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ class ModelMismatchError(FaceDatabaseError):
     """The database was built with another encoder than the one given."""
 
 
+class EnrolmentRefused(FrUtilsError, ValueError):
+    """A strict enrolment refused: the new photo matches another enrolled person, or the new
+    name is confusable with an enrolled one. Nothing of that photo or name was stored."""
+
+
 class UnknownPersonError(FrUtilsError, KeyError):
     """A name that is not enrolled."""
 
@@ -87,3 +94,20 @@ class SkippedImagesWarning(UserWarning):
     def __init__(self, message: str, skipped: list[tuple[str, str]]):
         super().__init__(message)
         self.skipped = skipped
+
+
+class SimilarFaceWarning(UserWarning):
+    """A photo enrolled for one person is within the threshold of another enrolled person;
+    ``.matches`` lists ``(photo, other person, distance)``."""
+
+    def __init__(self, message: str, matches: list[tuple[str, str, float]]):
+        super().__init__(message)
+        self.matches = matches
+
+
+class SimilarNameWarning(UserWarning):
+    """A new name prints like, or differs only in case from, an enrolled one (``.similar``)."""
+
+    def __init__(self, message: str, similar: str):
+        super().__init__(message)
+        self.similar = similar

@@ -8,8 +8,10 @@ float32 little-endian BLOB, source file, image sha256, time). It is in WAL
 mode, so readers in other processes never block and are never blocked.
 
 :func:`connect` refuses, without writing to it, any file that is not a face
-database: not SQLite at all (a photo), another application's SQLite file, a
-damaged file, or one from a newer schema.
+database: not SQLite at all (a photo), another application's SQLite file (even
+one without tables), a damaged file, or one from a newer schema. Only a new file
+(missing, or 0 bytes) is initialised. A unique index on (person, image sha256)
+makes enrolling the same photo twice impossible, even from two processes at once.
 """
 
 from __future__ import annotations
@@ -43,8 +45,10 @@ CREATE TABLE embeddings (
     image_sha256 TEXT,
     added TEXT NOT NULL
 );
-CREATE INDEX embeddings_by_person ON embeddings(person_id, image_sha256);
+CREATE UNIQUE INDEX one_embedding_per_image ON embeddings(person_id, image_sha256);
 """
+#: Made by every write on files created before it was part of the schema.
+UNIQUE_IMAGES = "CREATE UNIQUE INDEX IF NOT EXISTS one_embedding_per_image ON embeddings(person_id, image_sha256)"
 
 
 def utc_now() -> str:
@@ -52,41 +56,64 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def connect(path: Path | None, create: bool) -> sqlite3.Connection:
-    """An autocommit connection to the face database at ``path`` (in memory if None).
+def connect(path: Path | None, create: bool, read_only: bool = False) -> tuple[sqlite3.Connection, bool]:
+    """``(connection, read_only)``: an autocommit connection to the face database at ``path``
+    (in memory if None), and whether it was opened read-only.
 
-    A missing file is created with the tables when ``create`` (its folder must
-    exist and be writable); an empty file (0 bytes, or SQLite without tables) is
-    initialised; anything else must be a face database of this schema or older.
+    Only a new file is initialised: one that does not exist or is empty (0 bytes),
+    and only when ``create``. Anything else must already be a face database of
+    this schema or older; an SQLite file of another program, even one without
+    tables, is refused and left untouched. The file is opened read-only when
+    ``read_only``, or when it or its folder is not writable by this user; if SQLite
+    cannot even open it read-only (a WAL file whose folder is read-only), it is
+    opened as immutable (the main file alone). Every connection asks for
+    ``secure_delete``, so deleted rows are overwritten with zeros.
 
     Raises:
         FaceDatabaseError: naming the file: a folder, missing (``create=False``),
-            not SQLite, another application's, damaged, newer, or not creatable.
+            empty (``create=False``), not SQLite, another application's, damaged,
+            newer, or not creatable.
     """
     if path is None:
         conn = sqlite3.connect(":memory:", isolation_level=None)
         _initialise(conn, path)
-        return conn
+        return conn, False
     if path.is_dir():
         raise FaceDatabaseError(f"{path}: is a directory, not a database file")
     exists = path.exists()
     if not exists and not create:
         raise FaceDatabaseError(f"{path}: no such database file")
+    if exists and not path.is_file():
+        raise FaceDatabaseError(f"{path}: not a regular file (a device, FIFO or socket), not a database file")
+    new = not exists or path.stat().st_size == 0
+    if new and not create:
+        raise FaceDatabaseError(
+            f"{path}: the file is empty (0 bytes), not a face database yet; enrolling someone "
+            "(facedoor enroll) initialises it"
+        )
     if exists:
         _check_header(path)
-    else:
+    if new:
         _check_creatable(path)
+        read_only = False
+    elif not read_only:
+        folder = path.parent if str(path.parent) else Path(".")
+        read_only = not (os.access(path, os.W_OK) and os.access(folder, os.W_OK | os.X_OK))
+    if read_only:
+        conn = _open_read_only(path)
+    else:
+        try:
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as err:
+            raise FaceDatabaseError(f"{path}: cannot open the database ({err})") from err
     try:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-    except sqlite3.Error as err:
-        raise FaceDatabaseError(f"{path}: cannot open the database ({err})") from err
-    try:
+        conn.execute("PRAGMA secure_delete = ON")
         conn.execute("PRAGMA foreign_keys = ON")
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        if not tables and app_id == 0:
+        if new:
             _initialise(conn, path)
         else:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             _check_ours(conn, tables, app_id, path)
     except sqlite3.Error as err:
         conn.close()
@@ -94,7 +121,47 @@ def connect(path: Path | None, create: bool) -> sqlite3.Connection:
     except FaceDatabaseError:
         conn.close()
         raise
-    return conn
+    return conn, read_only
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection: ``mode=ro``, else ``immutable=1`` when SQLite cannot set up
+    WAL's shared memory (a read-only folder without the ``-shm`` file)."""
+    uri = Path(os.path.abspath(path)).as_uri()
+    last: sqlite3.Error | None = None
+    for flags in ("mode=ro", "mode=ro&immutable=1"):
+        try:
+            conn = sqlite3.connect(f"{uri}?{flags}", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.Error as err:
+            last = err
+            try:
+                conn.close()
+            except (NameError, UnboundLocalError, sqlite3.Error):
+                pass
+            low = str(err).lower()
+            if not ("readonly" in low or "read-only" in low or "unable to open" in low):
+                break
+    assert last is not None
+    raise sqlite_error(str(path), last, "open the file read-only")
+
+
+def integrity_problem(conn: sqlite3.Connection) -> str | None:
+    """None when ``PRAGMA quick_check`` finds the file sound, else its first complaint."""
+    try:
+        rows = conn.execute("PRAGMA quick_check(5)").fetchall()
+    except sqlite3.Error as err:
+        return str(err)
+    result = "; ".join(str(r[0]) for r in rows)
+    return None if result == "ok" else result
+
+
+def checkpoint(conn: sqlite3.Connection) -> bool:
+    """Copy the WAL into the database file and empty it (``wal_checkpoint(TRUNCATE)``).
+    False when a reader in another process kept part of it (it is done at a later write or close)."""
+    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return busy == 0
 
 
 def _check_header(path: Path) -> None:
@@ -124,11 +191,9 @@ def _check_creatable(path: Path) -> None:
 
 
 def _initialise(conn: sqlite3.Connection, path: Path | None) -> None:
-    """Create the tables in an empty database (unless another process just did)."""
-    if path is not None:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise FaceDatabaseError(f"{path}: cannot switch the database to WAL mode (got {mode})")
+    """Create the tables in a new, empty file (unless another process just did), then switch
+    it to WAL. The tables and the application id are committed together, before WAL mode,
+    so another process never sees a half-made file: only an empty one or a face database."""
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -137,21 +202,25 @@ def _initialise(conn: sqlite3.Connection, path: Path | None) -> None:
             conn.execute("ROLLBACK")
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             _check_ours(conn, tables, app_id, path)
-            return
-        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.executemany(
-            "INSERT INTO meta (key, value) VALUES (?, ?)",
-            [("application", "facedoor face database"), ("schema_version", str(SCHEMA_VERSION)),
-             ("created", utc_now())],
-        )
-        conn.execute("COMMIT")
+        else:
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [("application", "facedoor face database"), ("schema_version", str(SCHEMA_VERSION)),
+                 ("created", utc_now())],
+            )
+            conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    if path is not None:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise FaceDatabaseError(f"{path}: cannot switch the database to WAL mode (got {mode})")
 
 
 def _check_ours(conn: sqlite3.Connection, tables: set[str], app_id: int, path: Path) -> None:

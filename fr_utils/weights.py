@@ -132,20 +132,87 @@ def sha256_file(path: Path) -> str:
 # --------------------------------------------------------------------------- manifest and check
 
 
+#: The largest manifest read (they are about 2 KB).
+MAX_MANIFEST_BYTES = 1 << 20
+
+
 def read_manifest(directory: Path | None = None) -> dict:
-    """The manifest written by :func:`fr_utils.build.convert.build`.
+    """The manifest written by :func:`fr_utils.build.convert.build`, validated (:func:`check_manifest`).
 
     Raises:
-        WeightsError: missing or unreadable, naming the file and the rebuild command
-            (with no ``directory``: naming every folder searched, see :func:`find_weights_dir`).
+        WeightsError: missing, unreadable, not JSON or not a valid manifest, naming the
+            file, the field and the rebuild command (with no ``directory``: naming every
+            folder searched, see :func:`find_weights_dir`).
     """
     mpath = manifest_path(directory if directory is not None else find_weights_dir())
     if not mpath.exists():
         raise WeightsError(f"{mpath} is missing: the weights have not been built. Run {REBUILD_COMMAND}.")
+    if not mpath.is_file():
+        raise WeightsError(f"{mpath} is not a regular file (a folder?). Rebuild with {REBUILD_COMMAND}.")
     try:
-        return json.loads(mpath.read_text())
+        if mpath.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ValueError(f"{mpath.stat().st_size:,} bytes, more than the {MAX_MANIFEST_BYTES:,} a manifest may have")
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise WeightsError(f"{mpath} is unreadable ({err}). Rebuild with {REBUILD_COMMAND}.") from err
+    check_manifest(manifest, mpath)
+    return manifest
+
+
+def check_manifest(manifest: object, mpath: Path | str = "the manifest") -> None:
+    """Check a manifest's schema and ranges: a JSON object with ``name`` (text),
+    ``weights_sha256`` (64 hex digits), ``embedding_size`` (a positive integer),
+    ``input_shape`` ([size, size, 3]) and, when present, ``verification`` with a
+    ``metric`` (euclidean or cosine) and a ``threshold`` in (0, 2) (distances between
+    unit embeddings lie in [0, 2]: a threshold of 2 or more would open for anyone).
+
+    Raises:
+        WeightsError: naming the file, the field, the value found and what was expected.
+    """
+    def bad(field: str, value: object, expected: str) -> WeightsError:
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        return WeightsError(
+            f"{mpath}: invalid manifest: {field} is {shown}, expected {expected}. "
+            f"It was edited or damaged; rebuild it with {REBUILD_COMMAND}."
+        )
+
+    def is_int(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if not isinstance(manifest, dict):
+        raise bad("the document", manifest, "a JSON object")
+    missing = object()
+    checks = [
+        ("name", lambda v: isinstance(v, str) and v.strip() != "", "a non-empty text"),
+        ("weights_sha256", lambda v: isinstance(v, str) and len(v) == 64
+         and all(c in "0123456789abcdef" for c in v), "64 lowercase hexadecimal digits"),
+        ("embedding_size", lambda v: is_int(v) and 0 < v <= 65536, "a positive integer"),
+        ("input_shape", lambda v: isinstance(v, list) and len(v) == 3 and all(is_int(x) and x > 0 for x in v)
+         and v[2] == 3 and 8 <= v[0] <= 4096, "[size, size, 3]"),
+    ]
+    for field, ok, expected in checks:
+        value = manifest.get(field, missing)
+        if value is missing:
+            raise WeightsError(
+                f"{mpath}: invalid manifest: the field {field!r} is missing ({expected} expected). "
+                f"Rebuild it with {REBUILD_COMMAND}."
+            )
+        if not ok(value):
+            raise bad(repr(field), value, expected)
+    card = manifest.get("verification", missing)
+    if card is missing:
+        return  # an older manifest: matching.default_threshold says to rebuild when it is needed
+    if not isinstance(card, dict):
+        raise bad("'verification'", card, "an object with 'metric' and 'threshold'")
+    if card.get("metric", "euclidean") not in ("euclidean", "cosine"):
+        raise bad("'verification.metric'", card.get("metric"), "'euclidean' or 'cosine'")
+    threshold = card.get("threshold", missing)
+    if threshold is missing:
+        return
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (0.0 < threshold < 2.0):
+        raise bad("'verification.threshold'", threshold, "a number between 0 and 2, exclusive (a distance "
+                  "between unit embeddings)")
 
 
 def verify(directory: Path | None = None) -> dict:
@@ -155,7 +222,12 @@ def verify(directory: Path | None = None) -> dict:
     wpath = weights_path(directory)
     if not wpath.exists():
         raise WeightsError(f"{wpath} is missing. Rebuild it with {REBUILD_COMMAND}.")
-    actual = sha256_file(wpath)
+    if not wpath.is_file():
+        raise WeightsError(f"{wpath} is not a regular file (a folder?). Rebuild it with {REBUILD_COMMAND}.")
+    try:
+        actual = sha256_file(wpath)
+    except OSError as err:
+        raise WeightsError(f"{wpath} cannot be read ({err}). Rebuild it with {REBUILD_COMMAND}.") from err
     if actual != manifest.get("weights_sha256"):
         raise WeightsError(
             f"{wpath} is damaged or was modified: its sha256 {actual} does not match "
@@ -222,10 +294,11 @@ def is_pretrained(model) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _load(path_key: str):
+    directory = Path(path_key)
+    manifest = verify(directory)  # before TensorFlow is imported: a bad manifest or file fails fast
+
     from fr_utils.models import inception_resnet_v1
 
-    directory = Path(path_key)
-    manifest = verify(directory)
     model = inception_resnet_v1(
         input_size=manifest["input_shape"][0], embedding_size=manifest["embedding_size"]
     )

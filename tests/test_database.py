@@ -24,7 +24,9 @@ from fr_utils.database import (
     SkippedImagesWarning,
     UnknownPersonError,
     check_name,
+    name_skeleton,
 )
+from fr_utils.errors import EnrolmentRefused, SimilarFaceWarning, SimilarNameWarning
 from fr_utils.data import cast_dir, other_photo
 from fr_utils.matching import default_threshold
 from fr_utils.matching import distances_to as distances
@@ -409,3 +411,296 @@ def test_killed_during_a_bulk_enrol_keeps_every_committed_batch(tmp_path, facene
             warnings.simplefilter("error", SkippedImagesWarning)
             assert db.enroll("Bulk", photos) == 48 - kept
         assert len(db.embeddings("Bulk")) == 48
+
+
+# --------------------------------------------------------------------------- issue #18: attacks and faults
+
+
+def test_zero_non_unit_and_non_finite_embeddings_are_refused(tmp_path):
+    """A zero vector is at distance 1 from every face: it would open the door to anyone as 'Mallory'."""
+    path = tmp_path / "f.db"
+    with FaceDatabase(path) as db:  # the bundled model's identity comes from its manifest: no TensorFlow
+        db.add_embeddings("Alice", random_unit(1, 3))
+        bad = {"norm 0": np.zeros(512), "norm 0.5": random_unit(1, 4)[0] * 0.5, "norm 3": random_unit(1, 5)[0] * 3,
+               "NaN": np.full(512, np.nan), "infinity": np.r_[np.inf, np.zeros(511)]}
+        for why, vector in bad.items():
+            with pytest.raises(ValueError, match=why if why in ("NaN", "infinity") else f"unit vectors.*{why}"):
+                db.add_embeddings("Mallory", vector)
+            with pytest.raises(ValueError, match="unit|finite"):
+                db.nearest(vector)
+        with pytest.raises(ValueError, match=r"shape \(k, 512\)"):
+            db.add_embeddings("Mallory", random_unit(1)[:, :128])
+        with pytest.raises(ValueError, match="row 1 has norm 0"):  # one bad row refuses the whole call
+            db.add_embeddings("Mallory", np.vstack([random_unit(1, 6), np.zeros((1, 512))]))
+        assert db.names() == ["Alice"]
+        stranger = random_unit(1, 7)[0]
+        assert db.nearest(stranger)[0][1] > db.threshold  # a stranger stays a stranger
+    # a zero vector written behind the library's back is refused at search time, naming the person
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO people (name, enrolled) VALUES ('Mallory', 'now')")
+        conn.execute("INSERT INTO embeddings (person_id, vector, added) SELECT id, ?, 'now' FROM people "
+                     "WHERE name = 'Mallory'", (np.zeros(512, "<f4").tobytes(),))
+    conn.close()
+    with FaceDatabase(path) as db:
+        with pytest.raises(FaceDatabaseError, match="'Mallory' is not a unit vector.*altered"):
+            db.nearest(random_unit(1, 7)[0])
+        with pytest.raises(FaceDatabaseError, match="'Mallory' is not a unit vector"):
+            db.distance(random_unit(1, 7)[0], "Mallory")
+
+
+def test_a_photo_matching_another_person_warns_and_strict_refuses(door, cast):
+    """Enrolling Grace Hopper's photo as Barack Obama: her face would open the door as both."""
+    with pytest.warns(SimilarFaceWarning, match=r"'Barack_Obama'.*Grace_Hopper_0001.jpg matches 'Grace_Hopper' "
+                                                r"\(distance 0\.\d+ <= threshold") as record:
+        assert door.enroll("Barack_Obama", HOPPER) == 1
+    matches = [m for w in record if isinstance(w.message, SimilarFaceWarning) for m in w.message.matches]
+    assert [(src, other) for src, other, _ in matches] == [(str(HOPPER), "Grace_Hopper")]
+    before = len(door.embeddings("Joseph_Biden"))
+    with pytest.raises(EnrolmentRefused, match="refused \\(strict\\).*matches 'Grace_Hopper'"):
+        door.enroll("Joseph_Biden", HOPPER, strict=True)
+    assert len(door.embeddings("Joseph_Biden")) == before  # nothing stored
+    with warnings.catch_warnings():  # another photo of the same person: no warning
+        warnings.simplefilter("error")
+        assert door.enroll("Barack_Obama", OBAMA[1]) == 1
+        assert door.enroll("Eileen_Collins", COLLINS, strict=True) == 1
+
+
+_CONCURRENT_SCRIPT = """
+import os, sys, time
+import numpy as np
+from fr_utils.database import FaceDatabase
+path, go = sys.argv[1], sys.argv[2]
+while not os.path.exists(go):
+    time.sleep(0.001)
+added = 0
+with FaceDatabase(path) as db:
+    for round_ in range(3):  # the same 6 people, 3 photos each, again and again
+        for i in range(6):
+            v = np.random.default_rng(i).normal(size=(3, 512))
+            v /= np.linalg.norm(v, axis=1, keepdims=True)
+            added += db.add_embeddings(f"person_{i}", v, digests=[f"photo-{i}-{j}" for j in range(3)])
+print(added)
+"""
+
+
+def test_concurrent_enrolments_store_each_photo_once(tmp_path):
+    """Four processes enrol the same photos into a file none has created yet, started at once."""
+    path, go = tmp_path / "race.db", tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", _CONCURRENT_SCRIPT, str(path), str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    time.sleep(1.0)  # let them import
+    go.touch()
+    results = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in results]
+    assert sum(int(out.split()[-1]) for out, _ in results) == 18  # each photo added by exactly one process
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 18
+        assert conn.execute("SELECT COUNT(*) FROM people").fetchone()[0] == 6
+        assert conn.execute("SELECT COUNT(DISTINCT person_id || image_sha256) FROM embeddings").fetchone()[0] == 18
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):  # the constraint, not only the check
+            conn.execute("INSERT INTO embeddings (person_id, vector, image_sha256, added) "
+                         "SELECT person_id, vector, image_sha256, added FROM embeddings LIMIT 1")
+    conn.close()
+
+
+def _as_another_user(tmp_path, action) -> tuple[object, str]:
+    """Run ``action()`` in a forked child as the user nobody (when we are root; else as ourselves,
+    the permissions already apply). Returns (its result, its stdout and stderr)."""
+    import json
+    import locale  # noqa: F401  (imported now: nobody cannot read the interpreter's files under /root)
+    import traceback  # noqa: F401
+    from fr_utils.door import build_parser
+
+    build_parser()  # argparse's lazy imports (gettext, locale) happen here, as root
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            os.dup2(write, 1)
+            os.dup2(write, 2)
+            sys.stdout = sys.stderr = open(write, "w", buffering=1, closefd=False)  # pytest captures sys.stdout
+            if ROOT_USER:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            result = action()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.write(1, ("\nRESULT " + json.dumps(result) + "\n").encode())
+            code = 0
+        except BaseException as err:  # report anything to the parent
+            os.write(2, f"\nCHILD FAILED: {type(err).__name__}: {err}\n".encode())
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as f:
+        output = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, output
+    return json.loads(output.rsplit("RESULT ", 1)[1]), output
+
+
+@pytest.fixture
+def shared_tmp():
+    """A folder under /tmp that another user can reach (pytest's tmp_path is under a 0700 folder)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="facedoor-ro-"))
+    folder.chmod(0o755)
+    yield folder
+    for sub in folder.rglob("*"):
+        if sub.is_dir():
+            sub.chmod(0o755)
+    shutil.rmtree(folder)
+
+
+def test_read_only_file_or_folder_still_lists_and_verifies(shared_tmp):
+    """As a user who may not write the file or its folder: list, verify and identify work; remove says why not."""
+    from fr_utils.door import main
+
+    tmp_path = shared_tmp
+    probe = random_unit(1, 11)[0]
+    for case in ("file", "folder"):
+        folder = tmp_path / case
+        folder.mkdir()
+        path = folder / "faces.db"
+        with FaceDatabase(path) as db:
+            db.add_embeddings("Alice", random_unit(1, 11))
+            db.add_embeddings("Bob", random_unit(1, 12))
+        if case == "file":
+            folder.chmod(0o777)  # the folder is writable (SQLite may make its -shm file), the file is not
+            path.chmod(0o444)
+        else:
+            path.chmod(0o644)
+            folder.chmod(0o555)  # the file may be writable by its owner, but nobody can write in the folder
+        before = sha(path)
+
+        def action():
+            with FaceDatabase(path, create=False) as db:
+                out = {"read_only": db.read_only, "names": db.names(), "nearest": db.nearest(probe)[0][0],
+                       "distance": db.distance(probe, "Alice")}
+            out["list"] = main(["--db", str(path), "list"])
+            out["remove"] = main(["--db", str(path), "remove", "Bob"])
+            return out
+
+        try:
+            result, output = _as_another_user(tmp_path, action)
+        finally:
+            folder.chmod(0o755)
+            path.chmod(0o644)
+        assert result["read_only"] and result["names"] == ["Alice", "Bob"], output
+        assert result["nearest"] == "Alice" and result["distance"] == pytest.approx(0.0, abs=1e-5)
+        assert result["list"] == 0 and "2 people, 2 photos" in output, output
+        assert result["remove"] == 3 and "opened read-only" in output and str(path) in output, output
+        assert sha(path) == before
+        with FaceDatabase(path, read_only=True) as db:  # asked for explicitly, as the owner
+            with pytest.raises(FaceDatabaseError, match="read-only"):
+                db.remove("Bob")
+            assert db.names() == ["Alice", "Bob"]
+
+
+def test_damaged_file_is_never_written(tmp_path):
+    """One 4 KiB page overwritten with noise: reads may fail, and every write is refused, untouched."""
+    from fr_utils.door import main
+
+    path = tmp_path / "damaged.db"
+    with FaceDatabase(path) as db:
+        for i in range(60):
+            db.add_embeddings(f"person {i:02d}", random_unit(4, i))
+    data = bytearray(path.read_bytes())
+    pages = len(data) // 4096
+    page = pages // 2
+    data[page * 4096 : (page + 1) * 4096] = np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    before = sha(path)
+    for name in ("person 00", "person 30", "person 59"):
+        with pytest.raises(FaceDatabaseError, match="damaged") as err:
+            with FaceDatabase(path) as db:
+                db.remove(name)
+        assert str(path) in str(err.value)
+        assert main(["--db", str(path), "remove", name]) == 3
+    with pytest.raises(FaceDatabaseError, match="damaged"):
+        with FaceDatabase(path) as db:
+            db.add_embeddings("intruder", random_unit(1))
+    assert sha(path) == before
+
+
+def test_only_enrol_initialises_and_only_a_new_empty_file(tmp_path, capsys):
+    from fr_utils.door import main
+
+    foreign = tmp_path / "other_program.db"  # an SQLite file of another program, without tables yet
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("DROP TABLE t")
+    conn.close()
+    before = sha(foreign)
+    assert main(["--db", str(foreign), "list"]) == 3
+    assert "another application" in capsys.readouterr().err
+    with pytest.raises(FaceDatabaseError, match="another application"):
+        FaceDatabase(foreign).add_embeddings("a", random_unit(1))
+    assert sha(foreign) == before and not Path(f"{foreign}-wal").exists()
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    assert main(["--db", str(empty), "list"]) == 3
+    assert "empty (0 bytes)" in capsys.readouterr().err
+    assert empty.stat().st_size == 0
+    with FaceDatabase(empty) as db:  # what enrol does: a new, empty file is initialised
+        db.add_embeddings("a", random_unit(1))
+    assert main(["--db", str(empty), "list"]) == 0
+
+
+def test_names_are_normalised_and_invisible_characters_refused(tmp_path):
+    nfc, nfd = "Jos\u00e9", "Jose\u0301"
+    assert nfc != nfd and check_name(nfd) == nfc
+    for name, what in [("Ann\u200bLee", "ZERO WIDTH SPACE"), ("Ann\u202eeeL", "RIGHT-TO-LEFT OVERRIDE"),
+                       ("Ann\u2066Lee", "LEFT-TO-RIGHT ISOLATE"), ("Ann\u00a0Lee", "NO-BREAK SPACE"),
+                       ("Ann\u00adLee", "SOFT HYPHEN"), ("Ann\ue000", "private-use"), ("Ann\u2028Lee", "LINE SEPARATOR")]:
+        with pytest.raises(ValueError, match=f"must not contain .*{what}|{what}.*at position"):
+            check_name(name)
+    assert name_skeleton("Barack_Obama") == name_skeleton("B\u0430rack Obama") == name_skeleton("barack_0bama")
+    with FaceDatabase(tmp_path / "names.db") as db:
+        db.add_embeddings(nfd, random_unit(1, 1))
+        assert db.names() == [nfc]
+        assert nfd in db and nfc in db
+        assert db.add_embeddings(nfc, random_unit(1, 2)) == 1 and len(db) == 1  # the same person
+        db.add_embeddings("Barack_Obama", random_unit(1, 3))
+        cyrillic = "B\u0430rack_Obama"  # a Cyrillic "а"
+        with pytest.warns(SimilarNameWarning, match="looks like 'Barack_Obama'"):
+            db.add_embeddings(cyrillic, random_unit(1, 4))
+        with pytest.raises(EnrolmentRefused, match="looks like 'Barack_Obama'"):
+            db.add_embeddings("barack_obama", random_unit(1, 5), strict=True)
+        assert "barack_obama" not in db
+        with pytest.warns(SimilarNameWarning, match="looks like 'Barack_Obama'"):
+            db.rename(cyrillic, "Barack Obama")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            db.add_embeddings("Barack_Obama", random_unit(1, 6))  # an existing person: no warning
+        db.remove(nfd)
+        assert nfc not in db
+
+
+def _file_bytes(path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+def test_a_removed_person_leaves_no_bytes_behind(tmp_path):
+    path = tmp_path / "private.db"
+    secret_name = "Zebulon_Quartermaine"
+    secret = random_unit(2, 99)
+    with FaceDatabase(path) as db, FaceDatabase(path, create=False) as reader:
+        assert db._conn.execute("PRAGMA secure_delete").fetchone()[0] == 1  # asked for, not the platform's default
+        for i in range(5):
+            db.add_embeddings(f"person {i}", random_unit(3, i))
+        db.add_embeddings(secret_name, secret, sources=["/photos/zebulon.jpg"] * 2)
+        assert secret_name in reader.names()  # another connection has read the file meanwhile
+        traces = [secret_name.encode(), b"zebulon.jpg", secret[0].astype("<f4").tobytes()[:32],
+                  secret[1].astype("<f4").tobytes()[:32]]
+        assert all(t in _file_bytes(path) for t in traces)  # the test can see them before
+        assert db.remove(secret_name) == 2
+        left = _file_bytes(path)
+        assert [t for t in traces if t in left] == []
+        assert reader.names() == [f"person {i}" for i in range(5)]
+    assert [t for t in traces if t in _file_bytes(path)] == []

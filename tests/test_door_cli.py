@@ -220,3 +220,48 @@ def test_installed_facedoor_on_the_sample_cast(tmp_path):
     assert r.returncode == 1, r.stderr  # Collins is not enrolled
     names = [x["name"] for x in json.loads(r.stdout)["results"]]
     assert names == ["Barack_Obama"] * 3 + ["Joseph_Biden", "Grace_Hopper", None]
+
+
+# --------------------------------------------------------------------------- issue #18: attacks and faults
+
+
+def test_enrolling_a_face_that_matches_someone_else_warns_and_strict_refuses(db, tmp_path, capsys):
+    """Grace Hopper's photo enrolled as Barack Obama would open the door to her as him."""
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    code, out, err = run(capsys, "--db", db, "enroll", "--strict", "Barack_Obama", HOPPER)
+    assert code == EXIT_INPUT and "refused (strict)" in err and "matches 'Grace_Hopper'" in err, err
+    assert out == "" and hashlib.sha256(db.read_bytes()).hexdigest() == before
+    code, out, err = run(capsys, "--db", db, "--json", "enroll", "Barack_Obama", HOPPER)
+    assert code == EXIT_OK and "facedoor: warning: enrolling 'Barack_Obama'" in err and "matches 'Grace_Hopper'" in err
+    assert "matches 'Grace_Hopper'" in json.loads(out)["warnings"][0]
+    code, _, err = run(capsys, "--db", db, "enroll", "--strict", "Eileen_Collins", COLLINS)
+    assert code == EXIT_OK and "warning" not in err  # a new face: no warning
+
+
+def test_look_alike_and_invisible_names(db, capsys):
+    code, _, err = run(capsys, "--db", db, "enroll", "Grace\u200bHopper", HOPPER)
+    assert code == EXIT_INPUT and "ZERO WIDTH SPACE" in err
+    code, _, err = run(capsys, "--db", db, "rename", "--strict", "Joseph_Biden", "Barack_0bama")
+    assert code == EXIT_INPUT and "looks like 'Barack_Obama'" in err
+    code, _, err = run(capsys, "--db", db, "rename", "Joseph_Biden", "Jos\u0065\u0301")  # NFD typed
+    assert code == EXIT_OK
+    code, out, _ = run(capsys, "--db", db, "--json", "list")
+    assert "Jos\u00e9" in [p["name"] for p in json.loads(out)["people"]]  # stored as NFC
+    assert run(capsys, "--db", db, "remove", "Jos\u00e9")[0] == EXIT_OK
+
+
+def test_a_fifo_or_device_as_the_photo_fails_at_once(db, tmp_path, capsys):
+    fifo = tmp_path / "camera.jpg"
+    os.mkfifo(fifo)
+    for argv in (["verify", "Barack_Obama", fifo], ["identify", fifo], ["enroll", "Ann", fifo],
+                 ["verify", "Barack_Obama", "/dev/zero"]):
+        code, _, err = run(capsys, "--db", db, *argv)
+        assert code == EXIT_INPUT and ("is a FIFO" in err or "is a device" in err), (argv, err)
+
+
+def test_remove_leaves_no_trace_in_the_files(db, capsys):
+    name = b"Joseph_Biden"
+    assert name in db.read_bytes() + (Path(f"{db}-wal").read_bytes() if Path(f"{db}-wal").exists() else b"")
+    assert run(capsys, "--db", db, "remove", "Joseph_Biden")[0] == EXIT_OK
+    files = [db, Path(f"{db}-wal")]
+    assert not any(name in f.read_bytes() for f in files if f.exists())

@@ -211,3 +211,101 @@ def test_model_identity_of_another_model_hashes_its_weights():
     assert ida == W.model_identity(a_again)
     assert ida["weights_sha256"] != W.model_identity(b)["weights_sha256"]
     assert ida["weights_sha256"] != W.verify()["weights_sha256"]
+
+
+# --------------------------------------------------------------------------- issue #18: the manifest is not trusted
+
+
+def _manifest_dir(tmp_path, edit) -> "Path":
+    """A folder holding a copy of the manifest changed by ``edit(manifest) -> document`` (and no weights)."""
+    folder = tmp_path / "weights"
+    folder.mkdir(exist_ok=True)
+    document = edit(json.loads(W.manifest_path().read_text()))
+    W.manifest_path(folder).write_text(json.dumps(document))
+    return folder
+
+
+def _without(key):
+    def edit(m):
+        del m[key]
+        return m
+    return edit
+
+
+def _with(key, value, inner=None):
+    def edit(m):
+        (m[inner] if inner else m)[key] = value
+        return m
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_with("threshold", 2.5, "verification"), r"verification.threshold' is 2\.5, expected a number between 0 and 2"),
+    (_with("threshold", 0, "verification"), r"verification.threshold' is 0, expected"),
+    (_with("threshold", "1.1", "verification"), r"verification.threshold' is '1\.1'"),
+    (_with("metric", "manhattan", "verification"), r"verification.metric' is 'manhattan'"),
+    (_with("verification", [1.1]), r"'verification' is \[1\.1\], expected an object"),
+    (_without("weights_sha256"), r"the field 'weights_sha256' is missing"),
+    (_without("embedding_size"), r"the field 'embedding_size' is missing"),
+    (_without("name"), r"the field 'name' is missing"),
+    (_with("embedding_size", "512"), r"'embedding_size' is '512', expected a positive integer"),
+    (_with("embedding_size", True), r"'embedding_size' is True"),
+    (_with("embedding_size", -3), r"'embedding_size' is -3"),
+    (_with("weights_sha256", "abc"), r"'weights_sha256' is 'abc', expected 64 lowercase hexadecimal digits"),
+    (_with("input_shape", [160, 160]), r"'input_shape' is \[160, 160\]"),
+    (lambda m: [], r"the document is \[\], expected a JSON object"),
+    (lambda m: "weights", r"the document is 'weights'"),
+], ids=["threshold_2.5", "threshold_0", "threshold_text", "metric", "verification_list", "no_sha256",
+        "no_embedding_size", "no_name", "size_text", "size_bool", "size_negative", "sha_short", "shape", "list", "text"])
+def test_invalid_manifest_is_refused_naming_the_file_and_field(tmp_path, edit, message):
+    folder = _manifest_dir(tmp_path, edit)
+    with pytest.raises(W.WeightsError, match=message) as err:
+        W.read_manifest(folder)
+    assert str(W.manifest_path(folder)) in str(err.value) and "make weights" in str(err.value)
+
+
+def test_manifest_not_json_or_a_folder(tmp_path):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    W.manifest_path(folder).write_text("{not json")
+    with pytest.raises(W.WeightsError, match="unreadable"):
+        W.read_manifest(folder)
+    W.manifest_path(folder).unlink()
+    W.manifest_path(folder).mkdir()
+    with pytest.raises(W.WeightsError, match="not a regular file"):
+        W.read_manifest(folder)
+
+
+def test_weights_path_that_is_a_folder(tmp_path):
+    folder = _manifest_dir(tmp_path, lambda m: m)
+    W.weights_path(folder).mkdir()
+    with pytest.raises(W.WeightsError, match="not a regular file") as err:
+        W.load_facenet(folder)
+    _assert_names_file_and_command(err, W.weights_path(folder))
+
+
+def test_facedoor_with_a_bad_manifest_exits_3_naming_it(tmp_path, monkeypatch, capsys):
+    """The issue's cases end in exit 3 (the database or the model cannot be used), not a traceback and exit 1."""
+    from fr_utils.data import cast_dir
+    from fr_utils.database import FaceDatabase
+    from fr_utils.door import EXIT_DATABASE, main
+
+    db = tmp_path / "faces.db"
+    with FaceDatabase(db) as fdb:  # the good manifest's identity, no TensorFlow
+        v = np.random.default_rng(0).normal(size=512)
+        fdb.add_embeddings("Barack_Obama", v / np.linalg.norm(v))
+    photo = cast_dir() / "people" / "Grace_Hopper" / "Grace_Hopper_0001.jpg"
+    cases = [
+        (_with("threshold", 2.5, "verification"), "verification.threshold' is 2.5"),
+        (_without("weights_sha256"), "'weights_sha256' is missing"),
+        (_without("embedding_size"), "'embedding_size' is missing"),
+        (lambda m: [], "the document is []"),
+    ]
+    for edit, message in cases:
+        folder = _manifest_dir(tmp_path, edit)
+        monkeypatch.setenv("FR_WEIGHTS_DIR", str(folder))
+        for argv in (["verify", "Barack_Obama", photo], ["identify", photo], ["enroll", "Grace_Hopper", photo]):
+            code = main(["--db", str(db), *map(str, argv)])
+            err = capsys.readouterr().err
+            assert code == EXIT_DATABASE, (argv, message, err)
+            assert err.startswith("facedoor: error: ") and message in err and str(W.manifest_path(folder)) in err
