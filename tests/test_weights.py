@@ -216,11 +216,14 @@ def test_model_identity_of_another_model_hashes_its_weights():
 # --------------------------------------------------------------------------- issue #18: the manifest is not trusted
 
 
+GOOD_MANIFEST = W.manifest_path()  # the built one (FR_WEIGHTS_DIR may change in a test)
+
+
 def _manifest_dir(tmp_path, edit) -> "Path":
-    """A folder holding a copy of the manifest changed by ``edit(manifest) -> document`` (and no weights)."""
-    folder = tmp_path / "weights"
-    folder.mkdir(exist_ok=True)
-    document = edit(json.loads(W.manifest_path().read_text()))
+    """A new folder holding a copy of the manifest changed by ``edit(manifest) -> document`` (and no weights)."""
+    folder = tmp_path / f"weights_{len(list(tmp_path.glob('weights_*')))}"
+    folder.mkdir()
+    document = edit(json.loads(GOOD_MANIFEST.read_text()))
     W.manifest_path(folder).write_text(json.dumps(document))
     return folder
 
