@@ -31,7 +31,13 @@ transactions, committed image batch by image batch, so a process killed during
 a bulk enrol leaves everything committed before it readable. The file is in
 WAL mode with a busy timeout, so other processes may read while one writes. A
 file that is not a face database (another program's SQLite file, an image, a
-damaged file) raises :class:`FaceDatabaseError` naming it and is never written to.
+damaged file) raises :class:`FaceDatabaseError` naming it and is never written to;
+nothing is written to a file that fails SQLite's ``quick_check`` either, and a
+read-only file or folder is opened read-only (reading works). Embeddings must be
+unit vectors; each image is stored once per person, even from concurrent
+processes (a unique index); names are NFC, without invisible characters; a
+removed person leaves no bytes behind (``secure_delete`` and a WAL checkpoint).
+See docs/door.md, "Under faults and attacks".
 """
 
 from __future__ import annotations
