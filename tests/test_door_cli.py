@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -265,3 +266,51 @@ def test_remove_leaves_no_trace_in_the_files(db, capsys):
     assert run(capsys, "--db", db, "remove", "Joseph_Biden")[0] == EXIT_OK
     files = [db, Path(f"{db}-wal")]
     assert not any(name in f.read_bytes() for f in files if f.exists())
+
+
+_RACE_SCRIPT = """
+import hashlib, os, sys, time
+import numpy as np
+import fr_utils.encoding as E
+import fr_utils.weights as W
+
+class Encoder:  # stands for the bundled model: no TensorFlow, the same vector for the same photo
+    name = W.MODEL_NAME
+
+encoder = Encoder()
+W._LOADED[encoder] = W.Loaded(W.read_manifest())
+W.load_facenet = lambda *args, **kwargs: encoder
+
+def encode_batch(images, model, **kwargs):
+    time.sleep(0.5)  # the real encoder takes seconds: both processes are encoding at once
+    rows = []
+    for image in images:
+        seed = int.from_bytes(hashlib.sha256(open(image, "rb").read()).digest()[:8], "little")
+        v = np.random.default_rng(seed).normal(size=512)
+        rows.append(v / np.linalg.norm(v))
+    return E.Encoded(np.asarray(rows, np.float32), list(range(len(images))), [])
+
+E.encode_batch = encode_batch
+from fr_utils.door import main
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.001)
+sys.exit(main(["--db", sys.argv[1], "enroll-tree", sys.argv[3]]))
+"""
+
+
+def test_two_enroll_trees_at_once_store_each_photo_once(tmp_path):
+    """The issue's race, through the command line: two enroll-tree processes left 12 embeddings instead of 6."""
+    db, go = tmp_path / "race.db", tmp_path / "go"
+    photos = sorted(PEOPLE.glob("*/*.jpg"))
+    procs = [subprocess.Popen([sys.executable, "-c", _RACE_SCRIPT, str(db), str(go), str(PEOPLE)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    time.sleep(1.0)
+    go.touch()
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [EXIT_OK, EXIT_OK], results
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == len(photos) == 6
+        assert conn.execute("SELECT COUNT(*) FROM people").fetchone()[0] == 4
+    conn.close()
+    added = [int(line.split(": ")[1].split(" ")[0]) for out, _ in results for line in out.splitlines()]
+    assert sum(added) == 6, results  # each photo reported as new by exactly one of them
