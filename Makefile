@@ -17,6 +17,9 @@ WEIGHTS_OK := weights/facenet_20180408-102900.manifest.json
 # Extra arguments for JupyterLab, e.g. LAB_ARGS="--no-browser --port 8899"; for pytest, PYTEST_ARGS.
 LAB_ARGS ?=
 PYTEST_ARGS ?=
+# Test files run in this many processes (pytest-xdist; each file stays in one process,
+# so a module's fixtures are built once). 0: one process, no xdist.
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup weights course test fidelity lfw bench hub-deps system-packages
 
@@ -50,7 +53,7 @@ course: setup  ## JupyterLab at the repository root: notebooks/, and the Formgra
 	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) $(LAB_ARGS)
 
 test: setup  ## the test suite
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 fidelity: setup  ## max |Keras - frozen graph| over real faces
 	$(BIN)/python -m fr_utils.build.fidelity
