@@ -42,6 +42,7 @@ See docs/door.md, "Under faults and attacks".
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sqlite3
@@ -133,6 +134,7 @@ def _lookup_key(name: object) -> object:
     return unicodedata.normalize("NFC", name) if isinstance(name, str) else name
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def name_skeleton(name: str) -> str:
     """What a name looks like, for spotting confusable names: case folded, accents
     dropped, letters of other scripts that print like Latin ones (Cyrillic "а", Greek
@@ -499,10 +501,9 @@ class FaceDatabase:
         if len(sources) != len(e) or len(digests) != len(e):
             raise ValueError(f"{len(e)} embeddings but {len(sources)} sources and {len(digests)} digests")
         self._check_similar_name(name, strict)
-        added = 0
+        inserted: list[int] = []
 
         def insert(conn: sqlite3.Connection) -> None:
-            nonlocal added
             conn.execute("SAVEPOINT unique_images")  # files made before the index may hold duplicates
             try:
                 conn.execute(UNIQUE_IMAGES)
@@ -513,17 +514,24 @@ class FaceDatabase:
             now = utc_now()
             conn.execute("INSERT OR IGNORE INTO people (name, enrolled) VALUES (?, ?)", (name, now))
             pid = conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()[0]
-            before = conn.total_changes
-            conn.executemany(
-                "INSERT INTO embeddings (person_id, vector, source, image_sha256, added) "
-                "SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS "
-                "(SELECT 1 FROM embeddings WHERE person_id = ? AND image_sha256 = ?)",
-                [(pid, v.astype("<f4").tobytes(), src, d, now, pid, d) for v, src, d in zip(e, sources, digests)],
-            )
-            added = conn.total_changes - before
+            inserted.clear()
+            for i, (v, src, d) in enumerate(zip(e, sources, digests)):
+                cursor = conn.execute(
+                    "INSERT INTO embeddings (person_id, vector, source, image_sha256, added) "
+                    "SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS "
+                    "(SELECT 1 FROM embeddings WHERE person_id = ? AND image_sha256 = ?)",
+                    (pid, v.astype("<f4").tobytes(), src, d, now, pid, d),
+                )
+                if cursor.rowcount:
+                    inserted.append(i)
 
+        cached = self._cache
         self._write(f"enrol {name!r}", insert)
-        return added
+        if cached is not None and self._query("PRAGMA data_version")[0][0] == cached[0]:
+            # nobody else wrote since the gallery was read: extend it instead of reading it all again
+            # (a bulk enrol checks each batch against everyone, see _check_similar_faces)
+            self._cache = (cached[0], _extend_gallery(cached[1], name, e[inserted]))
+        return len(inserted)
 
     def _check_embeddings(self, embeddings, size: int) -> np.ndarray:
         """(k, size) float32 unit vectors, or ValueError naming the first bad row."""
@@ -650,18 +658,26 @@ class FaceDatabase:
             threshold = self.threshold
         except (ValueError, WeightsError):  # another encoder and no threshold given: no notion of a match
             return
-        names, starts, matrix, _ = self._gallery()
+        names, starts, matrix, squared = self._gallery()
         if not names:
             return
         matches = []
         for source, e in zip(sources, np.asarray(embeddings, dtype=np.float64)):
-            per_person = np.minimum.reduceat(distances_to(matrix, e, self.metric), starts[:-1])
+            # float32 products over everyone (as nearest() ranks), exact float64 for the one reported
+            dots = (matrix @ e.astype(np.float32)).astype(np.float64)
+            if self.metric == "euclidean":
+                rough = np.sqrt(np.maximum(squared + e @ e - 2.0 * dots, 0.0))
+            else:
+                rough = 1.0 - dots / np.maximum(np.sqrt(squared) * np.linalg.norm(e), 1e-12)
+            per_person = np.minimum.reduceat(rough, starts[:-1])
             for j in np.argsort(per_person, kind="stable"):
                 if per_person[j] > threshold:
                     break
                 if names[j] != name:
-                    matches.append((source, names[j], float(per_person[j])))
-                    break
+                    exact = float(distances_to(matrix[starts[j] : starts[j + 1]], e, self.metric).min())
+                    if exact <= threshold:
+                        matches.append((source, names[j], exact))
+                        break
         if not matches:
             return
         listing = "; ".join(f"{src} matches {other!r} (distance {d:.3f} <= threshold {threshold:.3f})"
@@ -868,6 +884,32 @@ class FaceDatabase:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _extend_gallery(gallery, name: str, rows: np.ndarray):
+    """The gallery (see ``FaceDatabase._gallery``) with ``rows`` appended to ``name``'s block,
+    exactly as reading the file again would give it (people by name, rows by insertion)."""
+    import bisect
+
+    names, starts, matrix, squared = gallery
+    if len(rows) == 0:
+        return gallery
+    rows = np.asarray(rows, dtype=np.float32)
+    k = len(rows)
+    j = bisect.bisect_left(names, name)
+    if j < len(names) and names[j] == name:
+        pos = int(starts[j + 1])
+        new_names = names
+        new_starts = starts.copy()
+        new_starts[j + 1 :] += k
+    else:
+        pos = int(starts[j])
+        new_names = names[:j] + [name] + names[j:]
+        new_starts = np.concatenate([starts[: j + 1], starts[j:] + k])
+    rows64 = rows.astype(np.float64)
+    new_squared = np.concatenate([squared[:pos], np.einsum("ij,ij->i", rows64, rows64), squared[pos:]])
+    new_matrix = rows if matrix.size == 0 else np.concatenate([matrix[:pos], rows, matrix[pos:]])
+    return new_names, new_starts, new_matrix, new_squared
 
 
 def _source_name(image) -> str | None:

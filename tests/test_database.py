@@ -705,3 +705,24 @@ def test_a_removed_person_leaves_no_bytes_behind(tmp_path):
         assert [t for t in traces if t in left] == []
         assert reader.names() == [f"person {i}" for i in range(5)]
     assert [t for t in traces if t in _file_bytes(path)] == []
+
+
+def test_the_gallery_kept_after_own_writes_equals_the_file(tmp_path):
+    """A bulk enrol checks each batch against everyone: the in-memory gallery is extended after
+    this connection's own writes (not read again), and must be what the file holds."""
+    path = tmp_path / "gallery.db"
+    with FaceDatabase(path) as db, FaceDatabase(path) as other:
+        db._check_model()  # the first write records the model (and drops the gallery)
+        for step, (name, n) in enumerate([("m", 2), ("c", 1), ("x", 3), ("c", 2), ("a", 1), ("m", 1), ("é", 2)]):
+            db._gallery()  # read (and cached), as a search or a bulk enrol's check does
+            assert db.add_embeddings(name, random_unit(n, step), digests=[f"{name}{step}-{i}" for i in range(n)]) == n
+            assert db._cache is not None  # extended, not dropped
+            kept = db._gallery()
+            with FaceDatabase(path) as fresh:
+                read = fresh._gallery()
+            assert kept[0] == read[0] and np.array_equal(kept[1], read[1])
+            np.testing.assert_array_equal(kept[2], read[2])
+            np.testing.assert_allclose(kept[3], read[3])
+        assert db.add_embeddings("a", random_unit(1, 1), digests=["a4-0"]) == 0  # already there: nothing added
+        other.add_embeddings("z", random_unit(1, 50))  # another connection writes: the gallery is read again
+        assert db.nearest(random_unit(1, 50)[0])[0][0] == "z"
