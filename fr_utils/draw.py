@@ -19,6 +19,7 @@ def draw_faces(
     labels: Optional[Sequence[Optional[str]]] = None,
     keypoints: bool = True,
     width: Optional[int] = None,
+    colours: Optional[Sequence[tuple[int, int, int]]] = None,
 ) -> np.ndarray:
     """A copy of the photo with each face's box (and label, and keypoints) drawn.
 
@@ -30,6 +31,7 @@ def draw_faces(
             draw no label. By default faces are numbered from 1.
         keypoints: whether to mark the eyes, nose and mouth corners.
         width: line width in pixels; by default about 1/200 of the image's size.
+        colours: one RGB colour per face; by default :data:`PALETTE` in turn.
     Returns:
         (H, W, 3) uint8 RGB array.
     """
@@ -40,7 +42,7 @@ def draw_faces(
         labels = [str(i + 1) for i in range(len(faces))]
     draw = ImageDraw.Draw(img)
     for i, face in enumerate(faces):
-        color = PALETTE[i % len(PALETTE)]
+        color = tuple(colours[i]) if colours is not None else PALETTE[i % len(PALETTE)]
         x, y, w, h = (int(round(float(v))) for v in face["box"])
         draw.rectangle([x, y, x + w - 1, y + h - 1], outline=color, width=width)
         if keypoints:

@@ -8,7 +8,9 @@ cell to show it, or call ``fig.savefig(path)``.
 * :func:`face_thumbnails` - the face of each photo (or crop) as a small RGB square;
 * :func:`cluster_gallery` - one row of thumbnails per cluster;
 * :func:`thumbnail_map` - 2-D points (PCA, t-SNE of embeddings) drawn as faces;
-* :func:`threshold_figure` - same/different-person distances and ROC curves, with thresholds.
+* :func:`threshold_figure` - same/different-person distances and ROC curves, with thresholds;
+* :func:`face_row` - one row of faces with their names (the door's enrolled staff);
+* :func:`door_shots` - camera shots at the door, each face boxed, with the door's answer.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import numpy as np
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
@@ -222,3 +225,62 @@ def threshold_figure(
 def _finite(dist) -> np.ndarray:
     d = np.asarray(dist, dtype=np.float64)
     return np.where(np.isnan(d), np.inf, d)
+
+
+def face_row(images: Sequence[ImageSource], captions: Sequence[str], *, title: str | None = None,
+             size: int = 96) -> Figure:
+    """One row of faces (the largest of each photo, as the encoder sees it), a caption under each.
+
+    Args:
+        images: n photos (paths, bytes or RGB arrays).
+        captions: n texts, e.g. the enrolled names.
+    Raises:
+        ValueError: no images, or not one caption per image.
+        FaceImageError: a photo cannot be read (named).
+    """
+    _check_lengths(len(images), captions=captions)
+    if not len(images):
+        raise ValueError("no faces to show")
+    thumbnails = face_thumbnails(images, size)
+    fig = Figure(figsize=(1.7 * len(images) + 0.4, 2.3), layout="constrained")
+    for ax, thumb, caption in zip(np.atleast_1d(fig.subplots(1, len(images))), thumbnails, captions):
+        ax.imshow(thumb)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(str(caption), fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def door_shots(shots: Sequence[tuple], *, title: str | None = None) -> Figure:
+    """Camera shots at the door: each photo with its largest face boxed, the door's answer above it.
+
+    Args:
+        shots: ``(photo, answer, opened)`` each: a path, bytes or RGB array; the text to show
+            (e.g. ``"Barack_Obama, 0.71: OPEN"``); True (drawn green), False (red) or None (black).
+            A photo without a face is shown without a box.
+    Raises:
+        ValueError: no shots. FaceImageError: a photo cannot be read (named).
+    """
+    from fr_utils.detect import largest_face
+    from fr_utils.draw import draw_faces
+
+    if not len(shots):
+        raise ValueError("no camera shots to show")
+    fig = Figure(figsize=(3.4 * len(shots), 3.9), layout="constrained")
+    for ax, (photo, answer, opened) in zip(np.atleast_1d(fig.subplots(1, len(shots))), shots):
+        rgb = as_rgb_array(photo)
+        face = largest_face(rgb)
+        colour_ = "black" if opened is None else SAME_COLOUR if opened else DIFFERENT_COLOUR
+        box = tuple(round(255 * c) for c in to_rgb(colour_))
+        ax.imshow(draw_faces(rgb, [face], labels=[None], keypoints=False, colours=[box]) if face else rgb)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(str(answer), color=colour_, fontsize=10)
+        for spine in ax.spines.values():
+            spine.set_edgecolor(colour_)
+            spine.set_linewidth(3)
+    if title:
+        fig.suptitle(title)
+    return fig

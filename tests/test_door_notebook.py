@@ -99,6 +99,54 @@ def test_without_a_measured_threshold_the_notebook_takes_the_middle_of_the_cast_
     assert "make weights" in printed.getvalue()
 
 
+def _run_cell(source: str, namespace: dict):
+    """Run a cell's code in ``namespace``; return its last expression's value (what Jupyter shows)."""
+    import ast
+
+    tree = ast.parse(source)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    exec(compile(tree, "<cell>", "exec"), namespace)
+    return eval(compile(ast.Expression(last.value), "<cell>", "eval"), namespace) if last else None
+
+
+@pytest.mark.slow
+def test_faces_on_screen_the_staff_and_each_shot_with_the_doors_answer(source):
+    """Issue #14 item 2, in non-graded cells: the enrolled staff as a gallery, and each camera shot
+    with its face box and the answer of the learner's own verify / who_is_it (stand-ins here)."""
+    from matplotlib.figure import Figure
+
+    cells = [c for c in source.cells if "door_shots(" in c.source or "face_row(" in c.source]
+    assert len(cells) == 3 and not any(nbgrader_meta(c) for c in cells)
+    order = [c.source for c in source.cells]
+    after = lambda text, cell: order.index(cell.source) > next(i for i, s in enumerate(order) if text in s)  # noqa: E731
+    assert after("database = build_database(", cells[0]) and after("def verify(", cells[1])
+    assert after("def who_is_it(", cells[2])
+
+    cast = checks.sample_cast()
+    answers = {"Barack_Obama_0002.jpg": (0.71, True), "Barack_Obama_0003.jpg": (0.66, True),
+               "Joseph_Biden_0001.jpg": (1.38, False)}
+
+    def verify(image_path, identity, database, model):
+        return answers.get(Path(image_path).name, (np.inf, False)) if identity in database else (np.inf, False)
+
+    def who_is_it(image_path, database, model):
+        if "no_face" in image_path:
+            raise fr_utils.NoFaceError(f"{image_path}: no face found")
+        return (0.66, "Barack_Obama") if "Obama" in image_path else (1.3, None)
+
+    namespace = {"CAST": cast, "OTHER": cast_dir() / "other", "database": {n: None for n in cast}, "model": None,
+                 "THRESHOLD": THRESHOLD, "verify": verify, "who_is_it": who_is_it, "fr_utils": fr_utils}
+    with contextlib.redirect_stdout(io.StringIO()):
+        shown = [_run_cell(cell.source, namespace) for cell in cells]
+    assert all(isinstance(fig, Figure) for fig in shown)
+    assert [ax.get_xlabel() for ax in shown[0].axes] == sorted(cast)
+    assert [ax.get_title() for ax in shown[1].axes] == [
+        "badge Barack_Obama\nBarack_Obama_0002.jpg: 0.71, OPEN", "badge Barack_Obama\nBarack_Obama_0003.jpg: 0.66, OPEN",
+        "badge Barack_Obama\nJoseph_Biden_0001.jpg: 1.38, CLOSED"]
+    assert [ax.get_title() for ax in shown[2].axes] == [
+        "Barack_Obama, 0.66: OPEN", "unknown, 1.30: CLOSED", "no face: CLOSED"]
+
+
 # -- the checks' own pieces -------------------------------------------------------------
 
 

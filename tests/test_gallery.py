@@ -95,3 +95,42 @@ def test_threshold_figure_draws_a_histogram_per_set_and_the_roc_panel():
     assert len(fig.axes[2].get_lines()) == 2 + 2 * 2  # two curves, two threshold markers each
     with pytest.raises(ValueError, match="no distances"):
         threshold_figure({}, {})
+
+
+# --------------------------------------------------------------------------- the door on screen (issue #14 item 2)
+
+
+def test_face_row_shows_each_face_with_its_name(cast_photos):
+    from fr_utils.gallery import face_row
+
+    fig = face_row(cast_photos[:3], ["a", "b", "c"], title="Enrolled staff", size=40)
+    assert [ax.get_xlabel() for ax in fig.axes] == ["a", "b", "c"]
+    assert all(ax.images[0].get_array().shape == (40, 40, 3) for ax in fig.axes)
+    assert fig._suptitle.get_text() == "Enrolled staff"
+    with pytest.raises(ValueError, match="captions has 1 entries for 3"):
+        face_row(cast_photos[:3], ["a"])
+    with pytest.raises(ValueError, match="no faces"):
+        face_row([], [])
+
+
+def test_door_shots_box_the_face_in_the_answers_colour(cast_photos):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import to_rgb
+
+    from fr_utils.gallery import DIFFERENT_COLOUR, SAME_COLOUR, door_shots
+    from fr_utils.images import load_image
+
+    photo, no_face = cast_photos[0], other_photo("no_face_coffee.jpg")
+    fig = door_shots([(photo, "Barack_Obama, 0.71: OPEN", True), (photo, "CLOSED", False),
+                      (no_face, "no face: CLOSED", False), (photo, "?", None)], title="door")
+    titles = [(ax.get_title(), ax.title.get_color()) for ax in fig.axes]
+    assert titles == [("Barack_Obama, 0.71: OPEN", SAME_COLOUR), ("CLOSED", DIFFERENT_COLOUR),
+                      ("no face: CLOSED", DIFFERENT_COLOUR), ("?", "black")]
+    x, y, w, h = fr_utils.detect_faces(photo)[0]["box"]
+    for ax, colour_ in zip(fig.axes[:2], (SAME_COLOUR, DIFFERENT_COLOUR)):
+        shown = ax.images[0].get_array()
+        assert tuple(shown[y, x + w // 2]) == tuple(round(255 * c) for c in to_rgb(colour_))  # the box's top edge
+    np.testing.assert_array_equal(fig.axes[2].images[0].get_array(), load_image(no_face))  # no box drawn
+    FigureCanvasAgg(fig).draw()  # renders without a display
+    with pytest.raises(ValueError, match="no camera shots"):
+        door_shots([])
