@@ -21,7 +21,7 @@ import numpy as np
 from fr_utils.align import _cut_box
 from fr_utils.detect import _faces_in
 from fr_utils.errors import FaceImageError, NoFaceError
-from fr_utils.images import ImageSource, as_rgb_array, describe, fixed_image_standardization, resize
+from fr_utils.images import ImageSource, as_rgb_array, describe, fixed_image_standardization, prewhiten, resize
 from fr_utils.weights import load_facenet, loaded
 
 #: What :func:`encode_batch` does with an image it cannot encode.
@@ -81,17 +81,34 @@ def _input_size(model) -> int:
 # --------------------------------------------------------------------------- one image's way
 
 
-def _model_input(rgb: np.ndarray, size: int) -> np.ndarray:
+def standardization(model=None) -> Callable[[np.ndarray], np.ndarray]:
+    """The input standardisation ``model`` was trained with, read from its manifest.
+
+    :func:`fr_utils.images.prewhiten` for an encoder whose manifest's
+    ``preprocessing`` starts with ``"prewhiten"`` (the 128-number 20170512-110547);
+    :func:`fr_utils.images.fixed_image_standardization` for the default encoder
+    and for any model ``load_facenet`` did not return (``None``: the default).
+    """
+    entry = loaded(model) if model is not None else None
+    if entry is not None and str(entry.manifest.get("preprocessing", "")).startswith("prewhiten"):
+        return prewhiten
+    return fixed_image_standardization
+
+
+def _model_input(rgb: np.ndarray, size: int, standardize=fixed_image_standardization) -> np.ndarray:
     """A checked RGB uint8 crop -> (size, size, 3) float32 model input."""
-    return fixed_image_standardization(resize(rgb, size))
+    return standardize(resize(rgb, size))
 
 
-def preprocess(image: ImageSource, size: int = 160) -> np.ndarray:
+def preprocess(image: ImageSource, size: int = 160, *, model=None) -> np.ndarray:
     """A face crop (path, bytes or RGB array) -> (size, size, 3) float32 model input.
 
     The crop is resized to ``size`` x ``size`` (bilinear) and standardised with
-    :func:`fr_utils.images.fixed_image_standardization`.
+    :func:`fr_utils.images.fixed_image_standardization`, or as ``model`` expects
+    when it is given (its input size and :func:`standardization`).
     """
+    if model is not None:
+        return _model_input(as_rgb_array(image), _input_size(model), standardization(model))
     return _model_input(as_rgb_array(image), size)
 
 
@@ -200,6 +217,7 @@ def encode_batch(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     model = _default(model)
     size = _input_size(model)
+    standardize = standardization(model)
     run = inference_function(model)
     if crop is None:
         crop = (lambda image: face_crop(image, margin)) if detect else as_rgb_array
@@ -212,7 +230,7 @@ def encode_batch(
             rows, batch = [], []
             for i, item in enumerate(items[start : start + batch_size], start):
                 try:
-                    batch.append(_model_input(crop(item), size))
+                    batch.append(_model_input(crop(item), size, standardize))
                 except bad as err:
                     if on_bad == "raise":
                         raise
@@ -251,7 +269,8 @@ def img_to_encoding(image: ImageSource, model=None, *, detect: bool = True, marg
         detect: find the face first (True) or take the image as a face crop (False).
         margin: pixels around the detected box, in total (half on each side).
     Returns:
-        float32 array of shape (1, 512) with unit L2 norm.
+        float32 array of shape (1, d) with unit L2 norm: d = 512 for the default
+        encoder, 128 for ``load_facenet("facenet_20170512-110547")``.
     Raises:
         FaceImageError: (a ``ValueError``) the path is missing or not an image.
         NoFaceError: (a ``FaceImageError``) ``detect=True`` and no face was found.
@@ -280,7 +299,7 @@ def encode_images(
         on_no_face: ``"raise"`` (NoFaceError naming the file) or ``"nan"`` (that
             image's row is all NaN, so rows stay aligned with ``images``).
     Returns:
-        float32 array of shape (n, 512), one row per image, in order.
+        float32 array of shape (n, d) (d = 512 for the default encoder), one row per image, in order.
     """
     if on_no_face not in ("raise", "nan"):
         raise ValueError(f"on_no_face must be 'raise' or 'nan', got {on_no_face!r}")
@@ -293,7 +312,7 @@ def encode_faces(image: ImageSource, model=None, *, margin: int = 32) -> list[di
 
     Returns:
         One dict per face, largest first: the detector's ``box``, ``confidence``
-        and ``keypoints``, plus ``embedding``, a (512,) float32 unit vector.
+        and ``keypoints``, plus ``embedding``, a (d,) float32 unit vector (d = 512 for the default encoder).
         ``[]`` when the photo has no face.
     """
     model = _default(model)

@@ -40,6 +40,7 @@ from fr_utils.datasets import dataset_path
 from fr_utils.embedding_cache import ALIGNMENTS, FACE_CHOICES, embed_files
 from fr_utils.errors import DatasetsNotFound, FaceImageError, PairsFileError, report
 from fr_utils.matching import METRICS, check_metric
+from fr_utils.weights import MODEL_NAME, MODELS, WeightsError
 
 __all__ = [
     "Pair", "PairsFileError", "read_pairs", "embed_files", "distances", "roc_curve", "auc",
@@ -377,7 +378,10 @@ def _dataset_path(given: Path | None, *parts: str, what: str, flag: str) -> Path
 def _embed_pairs(pairs: Sequence[Pair], args) -> tuple[np.ndarray, np.ndarray, list[Path]]:
     """(emb_a, emb_b) (n, d) for the pairs, and the images where no face was found."""
     files = list(dict.fromkeys([p.path_a for p in pairs] + [p.path_b for p in pairs]))
-    emb = embed_files(files, alignment=args.alignment, flip=args.flip, cache_dir=args.cache_dir,
+    from fr_utils.weights import load_facenet
+
+    model = load_facenet(name=getattr(args, "model", None))
+    emb = embed_files(files, model, alignment=args.alignment, flip=args.flip, cache_dir=args.cache_dir,
                       progress=not args.quiet, face=args.face, min_confidence=args.min_confidence)
     row = {f: i for i, f in enumerate(files)}
     faceless = [f for f in files if np.isnan(emb[row[f]]).any()]
@@ -387,7 +391,7 @@ def _embed_pairs(pairs: Sequence[Pair], args) -> tuple[np.ndarray, np.ndarray, l
 
 
 def _options(args) -> str:
-    return (f"{args.face} face (confidence >= {args.min_confidence:g}), alignment {args.alignment}, "
+    return (f"encoder {getattr(args, 'model', None) or MODEL_NAME}, {args.face} face (confidence >= {args.min_confidence:g}), alignment {args.alignment}, "
             f"flip {'yes' if args.flip else 'no'}, "
             f"mean subtracted {'yes' if getattr(args, 'subtract_mean', False) else 'no'}, metric {args.metric}")
 
@@ -410,7 +414,7 @@ def _run_lfw(args) -> dict:
     res.update(
         pairs_file=str(pairs_file), lfw_dir=str(lfw_dir), pairs=len(pairs), folds_used=args.folds,
         face=args.face, min_confidence=args.min_confidence, alignment=args.alignment, flip=args.flip,
-        subtract_mean=args.subtract_mean, metric=args.metric, far_target=args.far,
+        model=args.model or MODEL_NAME, subtract_mean=args.subtract_mean, metric=args.metric, far_target=args.far,
         images=len(set([p.path_a for p in pairs] + [p.path_b for p in pairs])),
         images_without_face=[str(f) for f in faceless], pairs_without_face=int(no_face.sum()),
         pairs_without_face_same=int((no_face & same).sum()), seconds=time.perf_counter() - start,
@@ -467,7 +471,7 @@ def _run_threshold(args) -> dict:
     test_file = args.test_pairs
     if test_file is None and (train_file.parent / "pairsDevTest.txt").is_file():
         test_file = train_file.parent / "pairsDevTest.txt"
-    out = {"pairs_file": str(train_file), "metric": args.metric, "face": args.face,
+    out = {"pairs_file": str(train_file), "model": args.model or MODEL_NAME, "metric": args.metric, "face": args.face,
            "min_confidence": args.min_confidence, "alignment": args.alignment, "flip": args.flip}
     pairs = read_pairs(train_file, lfw_dir)
     a, b, _ = _embed_pairs(pairs, args)
@@ -505,6 +509,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--cache-dir", type=Path, default=None,
                        help="embedding cache (default $FR_CACHE_DIR/embeddings or ~/.cache/fr_utils/embeddings)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--model", default=None, choices=list(MODELS),
+                       help=f"the encoder, by name (default {MODEL_NAME})")
 
     lfw = sub.add_parser("lfw", help="the 10-fold LFW protocol on pairs.txt")
     common(lfw)
@@ -552,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
             if "test_accuracy" in res:
                 print(f"the same threshold on {res['test_pairs_file']} ({res['test_pairs']} pairs): "
                       f"accuracy {res['test_accuracy']:.4f}")
-    except (PairsFileError, FaceImageError) as err:
+    except (PairsFileError, FaceImageError, WeightsError) as err:
         return report(err, 2)
     return 0
 

@@ -29,6 +29,26 @@ from fr_utils.errors import WeightsError  # noqa: F401  (re-exported: fr_utils.w
 MODEL_NAME = "facenet_20180408-102900"
 REBUILD_COMMAND = "make weights  (or: python -m fr_utils.weights build)"
 
+#: Every encoder fr_utils builds and loads, by name (``load_facenet(name)``,
+#: ``python -m fr_utils.weights build --model NAME``); :data:`MODEL_NAME` is the default.
+#: Each has its own ``<name>.weights.h5`` and ``<name>.manifest.json`` (docs/weights.md).
+MODELS = {
+    "facenet_20180408-102900": "512 numbers, CASIA-WebFace, fixed standardisation (the default)",
+    "facenet_20170512-110547": "128 numbers, MS-Celeb-1M, prewhitening",
+}
+
+
+def check_model_name(name: str | None) -> str:
+    """``name`` (None: the default, :data:`MODEL_NAME`) if it is one of :data:`MODELS`.
+
+    Raises:
+        WeightsError: an unknown name; the message lists the known ones.
+    """
+    name = MODEL_NAME if name is None else name
+    if name not in MODELS:
+        raise WeightsError(f"unknown encoder {name!r}: fr_utils knows {', '.join(MODELS)}")
+    return name
+
 
 #: Folders an instructor fills once for every user of a machine (e.g. a JupyterHub),
 #: searched after the per-user folder: the Python environment's own share folder
@@ -89,19 +109,22 @@ def build_dir() -> Path:
     )
 
 
-def find_weights_dir() -> Path:
-    """The first folder of :func:`weights_search_path` that holds the weights' manifest.
+def find_weights_dir(name: str = MODEL_NAME) -> Path:
+    """The first folder of :func:`weights_search_path` that holds the manifest of the
+    weights of encoder ``name`` (default :data:`MODEL_NAME`).
 
     Raises:
         WeightsError: none does; the message names every folder searched and the build command.
     """
+    name = check_model_name(name)
     folders = weights_search_path()
     for folder in folders:
-        if manifest_path(folder).is_file():
+        if manifest_path(folder, name).is_file():
             return folder
+    build = REBUILD_COMMAND if name == MODEL_NAME else f"{REBUILD_COMMAND.split(' (')[0]}  (or: python -m fr_utils.weights build --model {name})"
     raise WeightsError(
-        f"the encoder's weights ({MODEL_NAME}.weights.h5 and its manifest) are in none of the folders "
-        f"searched: {', '.join(map(str, folders))}. Build them with {REBUILD_COMMAND} "
+        f"the encoder's weights ({name}.weights.h5 and its manifest) are in none of the folders "
+        f"searched: {', '.join(map(str, folders))}. Build them with {build} "
         "(it writes to the first writable folder; set FR_WEIGHTS_DIR to choose one)."
     )
 
@@ -113,12 +136,12 @@ def cache_dir() -> Path:
     return base
 
 
-def weights_path(directory: Path | None = None) -> Path:
-    return (directory or weights_dir()) / f"{MODEL_NAME}.weights.h5"
+def weights_path(directory: Path | None = None, name: str = MODEL_NAME) -> Path:
+    return (directory or weights_dir()) / f"{name}.weights.h5"
 
 
-def manifest_path(directory: Path | None = None) -> Path:
-    return (directory or weights_dir()) / f"{MODEL_NAME}.manifest.json"
+def manifest_path(directory: Path | None = None, name: str = MODEL_NAME) -> Path:
+    return (directory or weights_dir()) / f"{name}.manifest.json"
 
 
 def sha256_file(path: Path) -> str:
@@ -136,15 +159,16 @@ def sha256_file(path: Path) -> str:
 MAX_MANIFEST_BYTES = 1 << 20
 
 
-def read_manifest(directory: Path | None = None) -> dict:
-    """The manifest written by :func:`fr_utils.build.convert.build`, validated (:func:`check_manifest`).
+def read_manifest(directory: Path | None = None, name: str = MODEL_NAME) -> dict:
+    """The manifest of encoder ``name`` written by :func:`fr_utils.build.convert.build`,
+    validated (:func:`check_manifest`).
 
     Raises:
         WeightsError: missing, unreadable, not JSON or not a valid manifest, naming the
             file, the field and the rebuild command (with no ``directory``: naming every
             folder searched, see :func:`find_weights_dir`).
     """
-    mpath = manifest_path(directory if directory is not None else find_weights_dir())
+    mpath = manifest_path(directory if directory is not None else find_weights_dir(name), name)
     if not mpath.exists():
         raise WeightsError(f"{mpath} is missing: the weights have not been built. Run {REBUILD_COMMAND}.")
     if not mpath.is_file():
@@ -215,11 +239,11 @@ def check_manifest(manifest: object, mpath: Path | str = "the manifest") -> None
                   "between unit embeddings)")
 
 
-def verify(directory: Path | None = None) -> dict:
-    """Check the weights file against its manifest's sha256; returns the manifest."""
-    directory = directory if directory is not None else find_weights_dir()
-    manifest = read_manifest(directory)
-    wpath = weights_path(directory)
+def verify(directory: Path | None = None, name: str = MODEL_NAME) -> dict:
+    """Check the weights file of encoder ``name`` against its manifest's sha256; returns the manifest."""
+    directory = directory if directory is not None else find_weights_dir(name)
+    manifest = read_manifest(directory, name)
+    wpath = weights_path(directory, name)
     if not wpath.exists():
         raise WeightsError(f"{wpath} is missing. Rebuild it with {REBUILD_COMMAND}.")
     if not wpath.is_file():
@@ -231,7 +255,7 @@ def verify(directory: Path | None = None) -> dict:
     if actual != manifest.get("weights_sha256"):
         raise WeightsError(
             f"{wpath} is damaged or was modified: its sha256 {actual} does not match "
-            f"{manifest.get('weights_sha256')} in {manifest_path(directory)}. "
+            f"{manifest.get('weights_sha256')} in {manifest_path(directory, name)}. "
             f"Rebuild it with {REBUILD_COMMAND}."
         )
     return manifest
@@ -293,9 +317,9 @@ def is_pretrained(model) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def _load(path_key: str):
+def _load(path_key: str, name: str = MODEL_NAME):
     directory = Path(path_key)
-    manifest = verify(directory)  # before TensorFlow is imported: a bad manifest or file fails fast
+    manifest = verify(directory, name)  # before TensorFlow is imported: a bad manifest or file fails fast
 
     from fr_utils.models import inception_resnet_v1
 
@@ -303,21 +327,29 @@ def _load(path_key: str):
         input_size=manifest["input_shape"][0], embedding_size=manifest["embedding_size"]
     )
     try:
-        model.load_weights(weights_path(directory))
+        model.load_weights(weights_path(directory, name))
     except Exception as err:  # h5py/keras raise many types for a bad file
         raise WeightsError(
-            f"{weights_path(directory)} could not be loaded ({err}). Rebuild it with {REBUILD_COMMAND}."
+            f"{weights_path(directory, name)} could not be loaded ({err}). Rebuild it with {REBUILD_COMMAND}."
         ) from err
     model.trainable = False  # read-only: inference may fold the weights into constants
     _LOADED[model] = Loaded(manifest)
     return model
 
 
-def load_facenet(directory: str | os.PathLike | None = None):
-    """The pretrained Inception-ResNet-v1 encoder (Sandberg's 20180408-102900) as a ``keras.Model``.
+def load_facenet(directory: str | os.PathLike | None = None, *, name: str | None = None):
+    """A pretrained Inception-ResNet-v1 encoder as a ``keras.Model``; by default
+    Sandberg's 20180408-102900.
 
-    Input (m, 160, 160, 3) float32 in ``fixed_image_standardization``; output
-    (m, 512) unit-norm embeddings. The weights file is checked against its
+    ``load_facenet("facenet_20170512-110547")`` (or ``name=...``) loads another
+    encoder of :data:`MODELS`: the 128-number 20170512-110547, whose input is
+    prewhitened (:func:`fr_utils.images.prewhiten`; ``fr_utils``' encoders read
+    this from its manifest). ``directory``: the folder holding the weights
+    (default: searched, see :func:`find_weights_dir`).
+
+    Default encoder: input (m, 160, 160, 3) float32 in ``fixed_image_standardization``; output
+    (m, 512) unit-norm embeddings (every encoder's output is L2-normalised, so
+    distances between embeddings lie in [0, 2] whatever the model). The weights file is checked against its
     manifest's sha256; the model is built once per process and then cached, so
     treat it as read-only (it is returned with ``trainable = False``; to fine-tune,
     build ``inception_resnet_v1()`` and load the weights file into it).
@@ -326,7 +358,10 @@ def load_facenet(directory: str | os.PathLike | None = None):
         WeightsError: weights missing, truncated or modified (the message names
             the file and the command that rebuilds it).
     """
-    return _load(str(Path(directory or find_weights_dir()).resolve()))
+    if name is None and isinstance(directory, str) and directory in MODELS:
+        directory, name = None, directory
+    name = check_model_name(name)
+    return _load(str(Path(directory or find_weights_dir(name)).resolve()), name)
 
 
 if __name__ == "__main__":  # python -m fr_utils.weights build | verify: the maintainers' command

