@@ -13,7 +13,9 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # The weights live in the repository's weights/ (fr_utils also searches a per-user and
 # a system-wide folder: python -m fr_utils.weights where).
 export FR_WEIGHTS_DIR := $(CURDIR)/weights
-WEIGHTS_OK := weights/facenet_20180408-102900.manifest.json
+# One manifest per encoder: the default 512-number 20180408-102900 and the 128-number
+# 20170512-110547 (python -m fr_utils.weights build --model NAME; docs/weights.md).
+WEIGHTS_OK := weights/facenet_20180408-102900.manifest.json weights/facenet_20170512-110547.manifest.json
 # Extra arguments for JupyterLab, e.g. LAB_ARGS="--no-browser --port 8899"; for pytest, PYTEST_ARGS.
 LAB_ARGS ?=
 PYTEST_ARGS ?=
@@ -42,11 +44,11 @@ $(VENV)/.deps: requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $@
 
-$(WEIGHTS_OK): | $(VENV)/.deps
-	$(BIN)/python -m fr_utils.weights build
+weights/%.manifest.json: | $(VENV)/.deps
+	$(BIN)/python -m fr_utils.weights build --model $*
 
 weights: $(VENV)/.deps  ## (re)build weights/ from the pinned source artifact (skips up-to-date weights)
-	$(BIN)/python -m fr_utils.weights build
+	$(BIN)/python -m fr_utils.weights build --model all
 
 course: setup  ## JupyterLab at the repository root: notebooks/, and the Formgrader's release/, submitted/, ...
 	@if [ "$$(id -u)" = 0 ]; then echo "running as root: starting JupyterLab with --allow-root"; fi
@@ -55,8 +57,9 @@ course: setup  ## JupyterLab at the repository root: notebooks/, and the Formgra
 test: setup  ## the test suite
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
-fidelity: setup  ## max |Keras - frozen graph| over real faces
+fidelity: setup  ## max |Keras - reference| over real faces, for each encoder
 	$(BIN)/python -m fr_utils.build.fidelity
+	$(BIN)/python -m fr_utils.build.fidelity --model facenet_20170512-110547
 
 lfw: setup  ## LFW accuracy, standard protocol, Sandberg's options (needs FR_DATASETS; about 20 min the first time, seconds once cached)
 	$(BIN)/python -m fr_utils.evaluate lfw --published

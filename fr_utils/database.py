@@ -252,7 +252,7 @@ class FaceDatabase:
                 "this database's encoder is not the bundled model, so there is no calibrated "
                 "default threshold: pass threshold= (a distance in (0, 2))"
             )
-        return default_threshold(self.metric)
+        return default_threshold(self.metric, model=self._model)  # None: the default encoder
 
     @threshold.setter
     def threshold(self, value: float | None) -> None:

