@@ -20,8 +20,8 @@ to a person is the smallest distance to any of their embeddings**. Two metrics:
 For unit vectors ``||a - b||^2 = 2 - 2 cos(a, b)``, so ``cosine = euclidean^2 / 2``:
 both rank people identically, and a euclidean threshold ``t`` is the cosine
 threshold ``t^2 / 2`` (same decisions). A claim matches when
-``distance <= threshold`` (the convention of ``fr_utils.evaluate``, where the
-threshold was chosen). The default threshold is the one chosen for the
+``distance < threshold`` (:func:`fr_utils.matching.is_match`, the one rule of the
+notebooks, ``fr_utils.api``, ``fr_utils.evaluate`` and ``facedoor``). The default threshold is the one chosen for the
 bundled model on LFW View 1 (``pairsDevTrain.txt``) and recorded in its
 manifest (key ``verification``), converted to the metric in use.
 
@@ -67,7 +67,7 @@ from fr_utils.errors import (
 )
 from fr_utils.face_store import UNIQUE_IMAGES, checkpoint, connect, integrity_problem, sqlite_error, utc_now
 from fr_utils.images import IMAGE_SUFFIXES, is_image_file, read_image_bytes
-from fr_utils.matching import check_metric, check_threshold, default_threshold, distances_to
+from fr_utils.matching import check_metric, check_threshold, default_threshold, distances_to, is_match
 from fr_utils.weights import is_pretrained, model_identity
 
 __all__ = ["FaceDatabase", "check_name", "image_files", "name_skeleton"]
@@ -195,7 +195,7 @@ class FaceDatabase:
         model: the encoder; ``None`` uses ``fr_utils.load_facenet()``, loaded only
             when an image must be encoded (listing or removing people never loads it).
         metric: ``"euclidean"`` (L2, default) or ``"cosine"`` (1 - cos); see the module doc.
-        threshold: a claim matches when ``distance <= threshold``, in (0, 2). ``None``
+        threshold: a claim matches when ``distance < threshold`` (``is_match``), in (0, 2). ``None``
             uses the bundled model's threshold from its manifest (converted to ``metric``).
         create: if False, a missing or empty file raises :class:`FaceDatabaseError`
             instead of being initialised.
@@ -671,16 +671,16 @@ class FaceDatabase:
                 rough = 1.0 - dots / np.maximum(np.sqrt(squared) * np.linalg.norm(e), 1e-12)
             per_person = np.minimum.reduceat(rough, starts[:-1])
             for j in np.argsort(per_person, kind="stable"):
-                if per_person[j] > threshold:
+                if not is_match(per_person[j] - 1e-6, threshold):  # float32 ranking: 1e-6 slack, the exact distance decides
                     break
                 if names[j] != name:
                     exact = float(distances_to(matrix[starts[j] : starts[j + 1]], e, self.metric).min())
-                    if exact <= threshold:
+                    if is_match(exact, threshold):
                         matches.append((source, names[j], exact))
                         break
         if not matches:
             return
-        listing = "; ".join(f"{src} matches {other!r} (distance {d:.3f} <= threshold {threshold:.3f})"
+        listing = "; ".join(f"{src} matches {other!r} (distance {d:.3f} < threshold {threshold:.3f})"
                             for src, other, d in matches)
         message = (f"enrolling {name!r}: {len(matches)} photo(s) already match another enrolled person, so "
                    f"that face would open the door as both: {listing}. Check the photo and the name")
@@ -810,21 +810,21 @@ class FaceDatabase:
             image: a path, bytes, RGB array (H, W, 3) or Pillow image of a photo.
         Returns:
             ``(distance, is_match)``: the distance to ``name`` (see :meth:`distance`)
-            and ``distance <= threshold``.
+            and ``distance < threshold`` (:func:`fr_utils.matching.is_match`).
         Raises:
             UnknownPersonError: ``name`` is not enrolled (checked before encoding).
             NoFaceError, FaceImageError: no face in the photo, or unreadable.
         """
         self._person_id(name)
         d = self.distance(self.encode(image), name)
-        return d, bool(d <= self.threshold)
+        return d, bool(is_match(d, self.threshold))
 
     def identify(self, image) -> tuple[str | None, float]:
         """Who is the largest face of ``image``? (1:K, the door without a badge)
 
         Returns:
             ``(name, distance)`` of the nearest enrolled person, or ``(None, distance)``
-            when even the nearest is farther than the threshold.
+            when even the nearest is not within the threshold (``distance >= threshold``).
         Raises:
             EmptyDatabaseError: no one is enrolled (checked before encoding).
             NoFaceError, FaceImageError: no face in the photo, or unreadable.
@@ -832,7 +832,7 @@ class FaceDatabase:
         if len(self) == 0:
             raise EmptyDatabaseError(f"{self.name}: no one is enrolled yet (enrol someone first)")
         name, d = self.nearest(self.encode(image))[0]
-        return (name if d <= self.threshold else None), d
+        return (name if is_match(d, self.threshold) else None), d
 
     def identify_all(self, image) -> list[dict]:
         """Identify every face in a photo (``fr_utils.encoding.encode_faces``), largest first.
@@ -854,7 +854,7 @@ class FaceDatabase:
         faces = []
         for face in encode_faces(image, self.model):
             nearest, d = self.nearest(face["embedding"])[0]
-            faces.append(dict(face, name=nearest if d <= threshold else None, distance=d, nearest=nearest))
+            faces.append(dict(face, name=nearest if is_match(d, threshold) else None, distance=d, nearest=nearest))
         return faces
 
     # ----------------------------------------------------------------- lifetime

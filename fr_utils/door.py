@@ -30,7 +30,7 @@ from fr_utils.errors import (
     WeightsError,
     report,
 )
-from fr_utils.matching import METRICS, check_threshold
+from fr_utils.matching import METRICS, check_threshold, is_match
 
 PROG = "facedoor"
 DEFAULT_DB = "faces.db"
@@ -65,7 +65,7 @@ exit codes:
      (for enroll, remove, rename), weights or their manifest missing or invalid
 
 Errors go to stderr as '{PROG}: error: ...'; results go to stdout (as one JSON
-document with --json). A match is distance <= threshold; the default
+document with --json). A match is distance < threshold; the default
 threshold is the model's, chosen on LFW View 1 (euclidean; the cosine one is
 t^2/2, since ||a-b||^2 = 2 - 2cos for unit vectors).
 """
@@ -94,7 +94,7 @@ def _common(parser: argparse.ArgumentParser, defaults: bool) -> None:
     parser.add_argument("--metric", choices=METRICS, help="distance: euclidean (L2, default) or cosine (1 - cos)",
                         **({"default": "euclidean"} if defaults else opt))
     parser.add_argument("--threshold", type=_threshold, metavar="T",
-                        help="match when distance <= T, 0 < T < 2 (default: the model's, for --metric)",
+                        help="match when distance < T, 0 < T < 2 (default: the model's, for --metric)",
                         **({"default": None} if defaults else opt))
     parser.add_argument("--json", action="store_true", help="print results as JSON",
                         **({"default": False} if defaults else opt))
@@ -191,7 +191,7 @@ def _verify(db: FaceDatabase, args, out: dict) -> int:
     out.update(name=args.name, image=args.image, distance=distance, threshold=db.threshold,
                metric=db.metric, match=match, decision=decision)
     if not args.json:
-        sign = "<=" if match else ">"
+        sign = "<" if match else ">="
         print(f"{decision}: {args.image} vs {args.name}: distance {distance:.3f} {sign} "
               f"threshold {db.threshold:.3f} ({db.metric})")
     return EXIT_OK if match else EXIT_NO
@@ -214,7 +214,7 @@ def _identify(db: FaceDatabase, args, out: dict) -> int:
                 known = any(f["name"] is not None for f in faces)
             else:
                 nearest, distance = db.nearest(db.encode(image))[0]
-                name = nearest if distance <= threshold else None
+                name = nearest if is_match(distance, threshold) else None
                 result = {"image": image, "name": name, "distance": distance, "nearest": nearest}
                 known = name is not None
         except (_InputError, ValueError) as err:  # FaceImageError and NoFaceError are ValueErrors
@@ -235,7 +235,7 @@ def _print_identity(result: dict, threshold: float) -> None:
     def line(name, distance, nearest) -> str:
         if name is not None:
             return f"{name} (distance {distance:.3f})"
-        return f"unknown (nearest: {nearest}, distance {distance:.3f} > threshold {threshold:.3f})"
+        return f"unknown (nearest: {nearest}, distance {distance:.3f} >= threshold {threshold:.3f})"
 
     if "faces" in result:
         for i, f in enumerate(result["faces"], 1):

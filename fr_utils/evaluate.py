@@ -17,7 +17,8 @@ Command line (see :func:`main`)::
     python -m fr_utils.evaluate threshold [--pairs pairsDevTrain.txt] [--test-pairs pairsDevTest.txt]
 
 Conventions: a *distance* is small for the same person; a pair is predicted
-"same" when its distance is ``<= threshold``. A pair where either image has no
+"same" when its distance is ``< threshold`` (:func:`fr_utils.matching.is_match`,
+the door's one rule). A pair where either image has no
 detected face has a NaN distance, and every metric here scores it as infinitely
 far: predicted "different" at every threshold, as a real door would (it cannot
 say yes to a photo without a face). Such pairs are therefore wrong when they
@@ -39,7 +40,7 @@ import numpy as np
 from fr_utils.datasets import dataset_path
 from fr_utils.embedding_cache import ALIGNMENTS, FACE_CHOICES, embed_files
 from fr_utils.errors import DatasetsNotFound, FaceImageError, PairsFileError, report
-from fr_utils.matching import METRICS, check_metric
+from fr_utils.matching import METRICS, check_metric, is_match
 from fr_utils.weights import MODEL_NAME, MODELS, WeightsError
 
 __all__ = [
@@ -167,7 +168,10 @@ def _scores(dist, same) -> tuple[np.ndarray, np.ndarray]:
 
 
 def roc_curve(dist: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ROC curve of "same when distance <= threshold".
+    """The ROC curve: the rates of the pairs at or below each distinct distance.
+
+    The door's rule is ``distance < threshold`` (``is_match``); the point at a
+    listed threshold ``t`` is that rule's at any threshold just above ``t``.
 
     Args:
         dist: (n,) distances (NaN: no face, never accepted below +inf).
@@ -198,9 +202,9 @@ def auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
 
 
 def accuracy_at(dist: np.ndarray, same: np.ndarray, threshold: float) -> float:
-    """Fraction of the (n,) pairs classified right by "same when distance <= threshold"."""
+    """Fraction of the (n,) pairs classified right by "same when distance < threshold" (``is_match``)."""
     d, s = _scores(dist, same)
-    return float(np.mean((d <= threshold) == s))
+    return float(np.mean(is_match(d, threshold) == s))
 
 
 def best_threshold(dist: np.ndarray, same: np.ndarray) -> tuple[float, float]:
@@ -223,9 +227,10 @@ def best_threshold(dist: np.ndarray, same: np.ndarray) -> tuple[float, float]:
     elif np.isinf(lo):
         t = float(np.nextafter(hi, -np.inf))
     elif np.isinf(hi):
-        t = lo
+        t = float(np.nextafter(lo, np.inf))  # everything accepted: just above the largest distance
     else:
         t = (lo + hi) / 2.0
+        t = hi if t <= lo else t  # adjacent floats: "< hi" accepts exactly the pairs up to lo
     return float(t), float(acc[k])
 
 
@@ -233,7 +238,7 @@ def val_far(dist: np.ndarray, same: np.ndarray, threshold: float) -> tuple[float
     """(VAL, FAR) at a threshold: the fraction of same-person pairs accepted, and
     of different-person pairs accepted (false accepts)."""
     d, s = _scores(dist, same)
-    accepted = d <= threshold
+    accepted = is_match(d, threshold)
     if not s.any() or s.all():
         raise ValueError("VAL and FAR need at least one same-person and one different-person pair")
     return float(accepted[s].mean()), float(accepted[~s].mean())
@@ -255,9 +260,10 @@ def threshold_at_far(dist: np.ndarray, same: np.ndarray, far: float) -> float:
     rates = np.arange(1, len(neg) + 1) / int((~s).sum())
     if far < rates[0]:
         return float(np.nextafter(neg[0], -np.inf))
+    # one ulp up: "distance < t" then accepts exactly the pairs at or below the interpolated point
     if far >= rates[-1]:
-        return float(neg[-1])
-    return float(np.interp(far, rates, neg))
+        return float(np.nextafter(neg[-1], np.inf))
+    return float(np.nextafter(np.interp(far, rates, neg), np.inf))
 
 
 def eer(dist: np.ndarray, same: np.ndarray) -> float:

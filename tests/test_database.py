@@ -452,7 +452,7 @@ def test_zero_non_unit_and_non_finite_embeddings_are_refused(tmp_path):
 def test_a_photo_matching_another_person_warns_and_strict_refuses(door, cast):
     """Enrolling Grace Hopper's photo as Barack Obama: her face would open the door as both."""
     with pytest.warns(SimilarFaceWarning, match=r"'Barack_Obama'.*Grace_Hopper_0001.jpg matches 'Grace_Hopper' "
-                                                r"\(distance 0\.\d+ <= threshold") as record:
+                                                r"\(distance 0\.\d+ < threshold") as record:
         assert door.enroll("Barack_Obama", HOPPER) == 1
     matches = [m for w in record if isinstance(w.message, SimilarFaceWarning) for m in w.message.matches]
     assert [(src, other) for src, other, _ in matches] == [(str(HOPPER), "Grace_Hopper")]
@@ -726,3 +726,31 @@ def test_the_gallery_kept_after_own_writes_equals_the_file(tmp_path):
         assert db.add_embeddings("a", random_unit(1, 1), digests=["a4-0"]) == 0  # already there: nothing added
         other.add_embeddings("z", random_unit(1, 50))  # another connection writes: the gallery is read again
         assert db.nearest(random_unit(1, 50)[0])[0][0] == "z"
+
+
+def _unit(*head: float) -> np.ndarray:
+    """A (512,) vector starting with ``head`` and zeros after: exactly representable when head is."""
+    return np.r_[np.asarray(head, dtype=np.float64), np.zeros(512 - len(head))]
+
+
+def test_a_distance_equal_to_the_threshold_is_not_a_match(tmp_path, monkeypatch):
+    """One rule everywhere (fr_utils.matching.is_match): a match is distance < threshold, strictly."""
+    path = tmp_path / "edge.db"
+    alice, probe = _unit(0.6, 0.8), _unit(0.8, 0.6)  # distance sqrt(0.08) = 0.283 (as floats compute it)
+    with FaceDatabase(path) as db:
+        db.add_embeddings("Alice", alice)
+        edge = db.distance(probe, "Alice")
+    assert edge == pytest.approx(np.sqrt(0.08), abs=1e-6)
+    monkeypatch.setattr(FaceDatabase, "encode", lambda self, image: probe)  # the photo "is" the probe
+    for threshold, expected in [(edge, False), (float(np.nextafter(edge, 2.0)), True)]:
+        with FaceDatabase(path, threshold=threshold) as db:
+            assert db.verify("photo.jpg", "Alice") == (edge, expected)
+            assert db.identify("photo.jpg") == (("Alice" if expected else None), edge)
+            # enrolling the probe's face as Bob is a similar face (the check enroll runs) only when it matches Alice
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                db._check_similar_faces("Bob", probe[None], ["probe.jpg"], strict=False)
+            assert [str(w.message) for w in caught if isinstance(w.message, SimilarFaceWarning)] == (
+                [f"enrolling 'Bob': 1 photo(s) already match another enrolled person, so that face would open "
+                 f"the door as both: probe.jpg matches 'Alice' (distance 0.283 < threshold 0.283). Check the "
+                 f"photo and the name"] if expected else [])

@@ -314,3 +314,28 @@ def test_two_enroll_trees_at_once_store_each_photo_once(tmp_path):
     conn.close()
     added = [int(line.split(": ")[1].split(" ")[0]) for out, _ in results for line in out.splitlines()]
     assert sum(added) == 6, results  # each photo reported as new by exactly one of them
+
+
+def test_a_distance_equal_to_the_threshold_keeps_the_door_closed(tmp_path, capsys, monkeypatch):
+    """facedoor follows fr_utils.matching.is_match: OPEN only when distance < threshold."""
+    import numpy as np
+
+    from fr_utils.database import FaceDatabase
+
+    alice, probe = np.zeros(512), np.zeros(512)
+    alice[:2], probe[:2] = (0.6, 0.8), (0.8, 0.6)  # exactly representable unit vectors, 0.283 apart
+    path = tmp_path / "edge.db"
+    with FaceDatabase(path) as db:  # the bundled model's identity from its manifest: no TensorFlow
+        db.add_embeddings("Alice", alice)
+        edge = db.distance(probe, "Alice")
+    monkeypatch.setattr(FaceDatabase, "encode", lambda self, image: probe)  # any photo "is" the probe
+    photo = OBAMA[0]
+    code, out, _ = run(capsys, "--db", path, "--threshold", repr(edge), "verify", "Alice", photo)
+    assert code == EXIT_NO and out.startswith("CLOSED:") and "distance 0.283 >= threshold 0.283" in out
+    code, out, _ = run(capsys, "--db", path, "--threshold", repr(edge), "identify", photo)
+    assert code == EXIT_NO and "unknown (nearest: Alice, distance 0.283 >= threshold 0.283)" in out
+    above = repr(float(np.nextafter(edge, 2.0)))
+    code, out, _ = run(capsys, "--db", path, "--threshold", above, "--json", "verify", "Alice", photo)
+    assert code == EXIT_OK and json.loads(out)["decision"] == "OPEN" and json.loads(out)["distance"] == edge
+    code, out, _ = run(capsys, "--db", path, "--threshold", above, "identify", photo)
+    assert code == EXIT_OK and out == f"{photo}: Alice (distance 0.283)\n"

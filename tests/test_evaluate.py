@@ -118,7 +118,7 @@ def test_faceless_pairs_count_as_different():
     d = np.array([0.2, np.nan, 1.5, np.nan])
     same = np.array([True, True, False, False])
     for t in (0.0, 1.0, 2.0, 100.0):
-        assert accuracy_at(d, same, t) == np.mean(((d <= t) & ~np.isnan(d)) == same)
+        assert accuracy_at(d, same, t) == np.mean(((d < t) & ~np.isnan(d)) == same)
     assert best_threshold(d, same)[1] == 0.75
     fpr, tpr, _ = roc_curve(d, same)
     assert fpr[-1] == 1.0 and tpr[-1] == 1.0  # only an infinite threshold accepts them
