@@ -69,7 +69,8 @@ FAR_HIDDEN = [  # (how, far_1_to_1, k); "sweep": k = 0, 7, 14, ... below k
     ("sweep", 0.003, 400),
 ]
 
-MAX_ENROLLED_HIDDEN = [  # (how, far_1_to_1, budget): log(1 - budget) / log(1 - far) not within 1e-6 of an integer
+MAX_ENROLLED_HIDDEN = [  # (how, far_1_to_1, budget): log(1 - budget) / log(1 - far) not within 1e-6 of an
+    # integer, except the last three, built exactly on the edge
     ("keyword", 0.004894, 0.4861),
     ("keyword", 0.0002786, 0.2443),
     ("keyword", 0.01359, 0.5413),
@@ -82,6 +83,9 @@ MAX_ENROLLED_HIDDEN = [  # (how, far_1_to_1, budget): log(1 - budget) / log(1 - 
     ("positional", 0.3, 0.29),
     ("positional", 0.3, 0.31),
     ("positional", 0.01, 0.5),
+    ("positional", 0.5, 0.75),  # exact edges: 1 - (1 - far)^K == budget, in floats too
+    ("keyword", 0.5, 0.875),
+    ("keyword", 0.75, 0.9375),
 ]
 
 DOOR_DATABASE_HIDDEN = [  # (name, photo below fr_utils.data.cast_dir(), given as a "path" or a "str")
@@ -112,6 +116,86 @@ DOOR_WHO_HIDDEN = [  # ("visitors", k people around the query photo, threshold) 
     ("cast", "people/Barack_Obama/Barack_Obama_0003.jpg", 1.0),
     ("cast", "other/two_faces_hopper_collins.jpg", 1.0),
 ]
+
+# -- exact edges: every value below is exact in float32 and float64 (multiples of 1/32 or 1/8
+#    with few bits), so a distance lands exactly on the threshold or a band edge whatever the
+#    order of the sums, the dtype, or the cosine route (sqrt(2 - 2 u.v) of unit vectors).
+
+SEMI_HARD_EDGES = (  # (anchor rows, positive rows, negatives, alpha): band d(a,p)² = 0.25 .. 0.75
+    [[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]],
+    [[0.5, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.5]],
+    [[0.0, 0.5, 0.0, 0.0], [0.0, 0.5, 0.5, 0.5], [0.75, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]],
+    0.5,
+)
+"""Row 0: negative 0 on the lower edge (0.25), negative 1 on the upper one (0.75), negative 2
+inside (0.5625): the answer is 2, and 0 for ``>=`` at the lower edge.  Row 1: negative 1 on
+the upper edge, none inside: -1, and 1 for ``<=`` at the upper edge."""
+
+DOOR_EDGE_QUERY = (32, 0, 0, 0, 0, 0, 0, 0)
+"""What the hidden tests' stub encoder returns for every face, times 32: a unit vector."""
+
+DOOR_EDGE_PEOPLE = {  # name: encoding times 32, a unit vector; its exact L2 distance to the query
+    "ada": (16, 16, 16, 16, 0, 0, 0, 0),  # 1.0
+    "bo": (28, 12, 8, 4, 4, 0, 0, 0),  # 0.5
+    "cy": (23, 22, 3, 1, 1, 0, 0, 0),  # 0.75
+    "di": (7, 31, 3, 2, 1, 0, 0, 0),  # 1.25
+}
+
+DOOR_VERIFY_EDGES = [  # (claimed identity, threshold by position), all of DOOR_EDGE_PEOPLE enrolled
+    ("ada", 1.0),
+    ("cy", 0.75),
+    ("bo", 0.75),
+    ("di", 1.5),
+]
+
+DOOR_WHO_EDGES = [  # (the people of the database, threshold by position)
+    (("ada", "di"), 1.0),
+    (("di", "cy", "ada"), 0.75),
+    (("di", "cy", "ada"), 1.0),
+]
+
+# -- no cast-specific shortcut: the cast listing's names (sorted, index modulo its size) with
+#    other photos: "cast:<j>:<k>", the j-th person's k-th photo, or a path below cast_dir().
+DOOR_DATABASE_CAST_HIDDEN = [
+    (0, "other/two_faces_hopper_collins.jpg"),
+    (1, "cast:2:-1"),
+    (2, "cast:3:-1"),
+    (3, "cast:0:-1"),
+]
+
+DOOR_TINY_ENCODER_SEED = 77
+"""The second encoder of build_database's hidden test: fr_utils.checks.encoder.tiny_encoder(77),
+6 outputs; its people: the cast listing's first names with their first photos."""
+
+DOOR_TINY_PEOPLE = 2
+
+
+def edge_vector(numerators) -> np.ndarray:
+    """A (1, d) float32 encoding from numerators over 32."""
+    return (np.asarray(numerators, dtype=np.float32) / np.float32(32.0)).reshape(1, -1)
+
+
+def cast_people(spec: list) -> dict[str, Path]:
+    """``{name: photo}`` for DOOR_DATABASE_CAST_HIDDEN-style specs, from the cast listing."""
+    from fr_utils.data import cast_dir, sample_cast
+
+    cast = sorted(sample_cast().items())
+    people = {}
+    for index, photo in spec:
+        if photo.startswith("cast:"):
+            _, j, k = photo.split(":")
+            path = cast[int(j) % len(cast)][1][int(k)]
+        else:
+            path = cast_dir() / photo
+        people[cast[index % len(cast)][0]] = Path(path)
+    return people
+
+
+def tiny_people() -> dict[str, Path]:
+    from fr_utils.data import sample_cast
+
+    return {name: photos[0] for name, photos in sorted(sample_cast().items())[:DOOR_TINY_PEOPLE]}
+
 
 ENCODER_HIDDEN = [  # (photo below fr_utils.data.cast_dir(), given as a "path" or a "str", encoder)
     ("other/two_faces_hopper_collins.jpg", "path", "model"),
@@ -295,6 +379,11 @@ def triplet_loss_cells() -> dict[str, list[Case]]:
             f"semi_hard/{seed}",
             f"Hidden test: {m} anchors and {k} random negatives of dimension {d}, alpha={alpha}",
             True, indices_judge(want, hidden=True)))
+    anchor, positive, negatives = (np.asarray(x, dtype=np.float32) for x in SEMI_HARD_EDGES[:3])
+    alpha = SEMI_HARD_EDGES[3]
+    semi_hidden.append(Case(
+        "semi_hard/edges", f"Hidden test: negatives exactly on the edges of the band, alpha={alpha}", True,
+        indices_judge(ref.semi_hard_negatives(anchor, positive, negatives, alpha), hidden=True)))
     cells["semi_hard_hidden"] = semi_hidden
     return cells
 
@@ -351,8 +440,13 @@ def database_judge(want: dict[str, np.ndarray], hidden: bool) -> Judge:
             return f"expected the names {sorted(want)}, got {sorted(map(str, value))}"
         for name, encoding in want.items():
             got = value[name]
-            if not isinstance(got, Array) or got.values is None or got.shape != (1, 512):
-                return f"database[{name!r}] must be an encoding of shape (1, 512), and is {shown(got)}"
+            if isinstance(got, Array) and got.shape == (1, 512) and encoding.shape != (1, 512):
+                return (f"database[{name!r}] has shape (1, 512), the default encoder's output, while the "
+                        f"encoder passed as `model` gives {encoding.shape[1]} numbers: the model argument was "
+                        "ignored. Encode with the model you are given: img_to_encoding(path, model)")
+            if not isinstance(got, Array) or got.values is None or got.shape != encoding.shape:
+                return (f"database[{name!r}] must be an encoding of shape {tuple(encoding.shape)}, "
+                        f"and is {shown(got)}")
             if not np.allclose(got.values, encoding, atol=1e-4):
                 return f"database[{name!r}] is not the encoding of its photo"
         return None
@@ -388,6 +482,30 @@ def door_judge(want_number: float, want_second: Any, second_name: str, hidden: b
         if printed is not None:
             return printed(text if isinstance(text, str) else "")
         return None
+
+    return judge
+
+
+MODEL_IGNORED = (
+    "the model argument was ignored: the encoder passed as `model` was never called. Encode the "
+    "photo with the model you are given, img_to_encoding(image_path, model); without it, "
+    "fr_utils falls back to its default encoder")
+
+
+def model_judge(inner: Judge) -> Judge:
+    """A record ``{"result": what the function returned (or {"raised": text}), "model_calls":
+    how many times the stub encoder passed as `model` was called}``: ``inner`` judges the
+    result, once the model was used."""
+
+    def judge(value):
+        if not isinstance(value, dict) or set(value) != {"result", "model_calls"}:
+            return "unexpected record"
+        if value["model_calls"] == 0:
+            return MODEL_IGNORED
+        result = value["result"]
+        if isinstance(result, dict) and set(result) == {"raised"}:
+            return f"it raised {str(result['raised'])[:120]}"
+        return inner(result)
 
     return judge
 
@@ -456,6 +574,14 @@ def door_cells() -> dict[str, list[Case]]:
     cells["database_hidden"] = [Case("database/hidden", "Hidden test: three people (one photo given as a "
                                      "pathlib.Path), names unrelated to their files", True,
                                      database_judge(wanted, hidden=True))]
+    swapped = {name: encoding(path) for name, path in cast_people(DOOR_DATABASE_CAST_HIDDEN).items()}
+    cells["database_hidden"].append(Case(
+        "database/cast_names", "Hidden test: the cast's names, each with another photo than its own", True,
+        database_judge(swapped, hidden=True)))
+    tiny = tiny_encoding_function()
+    cells["database_hidden"].append(Case(
+        "database/tiny", "Hidden test: build_database with another encoder (6 outputs) as `model`", True,
+        database_judge({name: tiny(path) for name, path in tiny_people().items()}, hidden=True)))
     cast = public.sample_cast()
     enrolled = {name: encoding(photos[-1]) for name, photos in cast.items()}
     verify_hidden = []
@@ -469,6 +595,14 @@ def door_cells() -> dict[str, list[Case]]:
         verify_hidden.append(Case(key, f"Hidden test: {Path(photo).name} with the badge of {claim}, "
                                   f"threshold {threshold} given by position", True,
                                   door_judge(d, d < threshold, "door_open", True, second_is_bool=True)))
+    query = edge_vector(DOOR_EDGE_QUERY)
+    people = {name: edge_vector(v) for name, v in DOOR_EDGE_PEOPLE.items()}
+    for index, (claim, threshold) in enumerate(DOOR_VERIFY_EDGES):
+        d = distance(query, people[claim])
+        verify_hidden.append(Case(
+            f"verify/edge/{index}", f"Hidden test: a stub encoder as `model`, the distance to {claim} "
+            f"{'exactly at' if d == threshold else 'against'} the threshold {threshold} given by position",
+            True, model_judge(door_judge(d, d < threshold, "door_open", True, second_is_bool=True))))
     cells["verify_hidden"] = verify_hidden
     query = encoding(public.cast_photo(DOOR_WHO_QUERY))
     visitors = [(k, threshold) for kind, k, threshold in DOOR_WHO_HIDDEN if kind == "visitors"]
@@ -487,8 +621,26 @@ def door_cells() -> dict[str, list[Case]]:
         want_who = closest if distances[closest] < threshold else None
         who_hidden.append(Case(f"who/hidden/{index}", label, True,
                                door_judge(distances[closest], want_who, "identity", True)))
+    edge_query = edge_vector(DOOR_EDGE_QUERY)
+    for index, (names, threshold) in enumerate(DOOR_WHO_EDGES):
+        distances = {name: distance(edge_query, edge_vector(DOOR_EDGE_PEOPLE[name])) for name in names}
+        closest = min(distances, key=distances.get)
+        want_who = closest if distances[closest] < threshold else None
+        who_hidden.append(Case(
+            f"who/edge/{index}", f"Hidden test: a stub encoder as `model`, {len(names)} people, the closest "
+            f"{'exactly at' if distances[closest] == threshold else 'against'} the threshold {threshold}",
+            True, model_judge(door_judge(distances[closest], want_who, "identity", True))))
     cells["who_is_it_hidden"] = who_hidden
     return cells
+
+
+def tiny_encoding_function():
+    """``path -> fr_utils.img_to_encoding(path, tiny_encoder(DOOR_TINY_ENCODER_SEED))``, (1, 6)."""
+    import fr_utils
+    from fr_utils.checks.encoder import tiny_encoder
+
+    network = tiny_encoder(DOOR_TINY_ENCODER_SEED)
+    return lambda path: np.asarray(fr_utils.img_to_encoding(str(path), network), dtype=np.float32)
 
 
 def encoding_judge(want: np.ndarray, hidden: bool, unit_length: bool = False, note: str = "") -> Judge:

@@ -265,3 +265,119 @@ WRONG_WHO = {
         return min_dist, identity
     """),
 }
+
+
+# -- more correct styles: the hidden edge cases (issue #19) must give them full marks -----------
+
+CORRECT_VERIFY["cosine"] = _verify("""
+    if identity not in database:
+        return np.inf, False
+    u = img_to_encoding(image_path, model).ravel()
+    v = np.ravel(database[identity])
+    dist = np.sqrt(max(2.0 - 2.0 * float(u @ v), 0.0))  # encodings have length 1: d^2 = 2 - 2 cos
+    door_open = bool(dist < threshold)
+    print(f"It's {identity}, welcome in!" if door_open else f"It's not {identity}, please go away")
+    return dist, door_open
+""")
+CORRECT_VERIFY["float64"] = _verify("""
+    if identity not in database:
+        return np.inf, False
+    encoding = np.asarray(img_to_encoding(image_path, model), dtype=np.float64)
+    dist = float(np.linalg.norm(encoding - np.asarray(database[identity], dtype=np.float64)))
+    door_open = dist < threshold
+    print(f"It's {identity}, welcome in!" if door_open else f"It's not {identity}, please go away")
+    return dist, door_open
+""")
+CORRECT_WHO["cosine"] = _who("""
+    e = img_to_encoding(image_path, model).ravel()
+    names = list(database)
+    cos = np.array([float(np.ravel(database[name]) @ e) for name in names], dtype=np.float32)
+    dists = np.sqrt(np.maximum(2 - 2 * cos, 0))
+    best = int(np.argmin(dists))
+    if dists[best] < threshold:
+        print(f"It's {names[best]}, the distance is {dists[best]:.3f}")
+        return dists[best], names[best]
+    print("Not in the database.")
+    return dists[best], None
+""")
+CORRECT_WHO["float64"] = _who("""
+    encoding = np.asarray(img_to_encoding(image_path, model), dtype=np.float64)
+    min_dist, identity = np.inf, None
+    for name, db_enc in database.items():
+        dist = np.sqrt(np.sum((encoding - np.asarray(db_enc, dtype=np.float64)) ** 2))
+        if dist < min_dist:
+            min_dist, identity = dist, name
+    if not min_dist < threshold:
+        print("Not in the database.")
+        return min_dist, None
+    print(f"It's {identity}, the distance is {min_dist}")
+    return min_dist, identity
+""")
+
+
+# -- mistakes that pass every public check; only the hidden tests catch them (issue #19) ---------
+
+HIDDEN_ONLY_DATABASE = {
+    # the cast's own photos for the cast's names, whatever path was given
+    "cast_shortcut": _database("""
+        from fr_utils.data import sample_cast
+        cast = sample_cast()
+        database = {}
+        for name, path in image_paths_by_name.items():
+            if name in cast:
+                path = cast[name][0]
+            database[name] = img_to_encoding(path, model)
+        return database
+    """),
+    "model_ignored": _database("""
+        return {name: img_to_encoding(path) for name, path in image_paths_by_name.items()}
+    """),
+}
+
+HIDDEN_ONLY_VERIFY = {
+    "less_equal": _verify("""
+        if identity not in database:
+            return np.inf, False
+        dist = np.linalg.norm(img_to_encoding(image_path, model) - database[identity])
+        door_open = dist <= threshold
+        print(f"It's {identity}, welcome in!" if door_open else f"It's not {identity}, please go away")
+        return dist, door_open
+    """),
+    "model_ignored": _verify("""
+        if identity not in database:
+            return np.inf, False
+        dist = np.linalg.norm(img_to_encoding(image_path) - database[identity])
+        door_open = dist < threshold
+        print(f"It's {identity}, welcome in!" if door_open else f"It's not {identity}, please go away")
+        return dist, door_open
+    """),
+}
+
+HIDDEN_ONLY_WHO = {
+    "less_equal": _who("""
+        encoding = img_to_encoding(image_path, model)
+        min_dist, identity = np.inf, None
+        for name, db_enc in database.items():
+            dist = np.linalg.norm(encoding - db_enc)
+            if dist < min_dist:
+                min_dist, identity = dist, name
+        if min_dist > threshold:
+            print("Not in the database.")
+            return min_dist, None
+        print(f"It's {identity}, the distance is {min_dist}")
+        return min_dist, identity
+    """),
+    "model_ignored": _who("""
+        encoding = img_to_encoding(image_path)
+        min_dist, identity = np.inf, None
+        for name, db_enc in database.items():
+            dist = np.linalg.norm(encoding - db_enc)
+            if dist < min_dist:
+                min_dist, identity = dist, name
+        if min_dist >= threshold:
+            print("Not in the database.")
+            return min_dist, None
+        print(f"It's {identity}, the distance is {min_dist}")
+        return min_dist, identity
+    """),
+}

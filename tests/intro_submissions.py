@@ -91,6 +91,19 @@ WRONG_MAX = {
     "ceil": _max("return math.ceil(math.log(1 - budget) / math.log(1 - far_1_to_1))"),
 }
 
+# Slips that only the hidden edge cases see (issue #19): 1 - (1 - far)^K exactly equal to the budget.
+EDGE_MAX = {
+    "strict_budget": _max("""
+        k = 0
+        while 1 - (1 - far_1_to_1) ** (k + 1) < budget:
+            k += 1
+        return k
+    """),
+}
+
+# Correct, with base-2 logarithms: exact on the edge cases too.
+CORRECT_MAX["log2"] = _max("return math.floor(math.log2(1 - budget) / math.log2(1 - far_1_to_1))")
+
 
 # -- img_to_encoding --------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """The nbgrader cycle on the door assignment, as an instructor runs it.
 
 One temporary course: generate the student version, validate both versions,
-submit four notebooks (two correct styles other than the instructor's, whose
-solution ``validate`` runs, and two with a typical mistake in each function),
+submit seven notebooks (three correct styles other than the instructor's, whose
+solution ``validate`` runs, two with a typical mistake in each function, and two
+with the mistakes only the hidden tests see: a cast shortcut, ``<=`` on the
+threshold, the model argument ignored),
 autograde them all in ONE ``nbgrader autograde`` call and read the gradebook.  LFW is hidden from the
 kernels (FR_DATASETS unset), so section 4 runs on the sample cast and each
 notebook takes seconds; the mistakes themselves are covered one by one, with
@@ -19,6 +21,9 @@ from door_submissions import (
     CORRECT_DATABASE,
     CORRECT_VERIFY,
     CORRECT_WHO,
+    HIDDEN_ONLY_DATABASE,
+    HIDDEN_ONLY_VERIFY,
+    HIDDEN_ONLY_WHO,
     WRONG_DATABASE,
     WRONG_VERIFY,
     WRONG_WHO,
@@ -46,6 +51,7 @@ DATABASE_TESTS = {"database_public", "database_hidden"}
 VERIFY_TESTS = {"verify_public", "verify_details", "verify_hidden"}
 WHO_TESTS = {"who_is_it_public", "who_is_it_threshold", "who_is_it_hidden"}
 TOTAL = 13
+HIDDEN_TESTS = {"database_hidden", "verify_hidden", "who_is_it_hidden"}
 
 
 def _build_submissions(release) -> dict[str, tuple]:
@@ -66,6 +72,14 @@ def _build_submissions(release) -> dict[str, tuple]:
         "wrong-b": (filled(WRONG_DATABASE["names_from_files"], WRONG_VERIFY["unknown_identity_crashes"],
                            WRONG_WHO["threshold_hard_coded"]),
                     DATABASE_TESTS | {"verify_details", "verify_hidden"} | WHO_TESTS),
+        # issue #19: the distance through the cosine, in float32 and float64: exact on the edges too
+        "right-c": (filled(CORRECT_DATABASE["loop"], CORRECT_VERIFY["cosine"], CORRECT_WHO["float64"]), set()),
+        # what only the hidden tests see: the cast's own photos for its names, "<=" on the threshold...
+        "hidden-c": (filled(HIDDEN_ONLY_DATABASE["cast_shortcut"], HIDDEN_ONLY_VERIFY["less_equal"],
+                            HIDDEN_ONLY_WHO["less_equal"]), HIDDEN_TESTS),
+        # ... and img_to_encoding(path) without the model it is given
+        "hidden-d": (filled(HIDDEN_ONLY_DATABASE["model_ignored"], HIDDEN_ONLY_VERIFY["model_ignored"],
+                            HIDDEN_ONLY_WHO["model_ignored"]), HIDDEN_TESTS),
     }
 
 
@@ -143,15 +157,28 @@ def test_every_submission_was_graded(cycle):
     assert sum(cycle["max"].values()) == TOTAL
 
 
-@pytest.mark.parametrize("student", ["right-a", "right-b"])
+@pytest.mark.parametrize("student", ["right-a", "right-b", "right-c"])
 def test_correct_solutions_get_full_marks(cycle, student):
     _check(cycle, student)
     assert sum(cycle["scores"][student].values()) == TOTAL
 
 
-@pytest.mark.parametrize("student", ["wrong-a", "wrong-b"])
+@pytest.mark.parametrize("student", ["wrong-a", "wrong-b", "hidden-c", "hidden-d"])
 def test_mistakes_lose_exactly_their_cells(cycle, student):
     _check(cycle, student)
+
+
+def test_hidden_tests_say_what_only_they_catch(cycle):
+    def hidden_error(student, cell_id):
+        graded = cycle["course"].read_autograded(student, NOTEBOOK)
+        return error_outputs(cell_by_id(graded, cell_id))[0]["evalue"]
+
+    shortcut = hidden_error("hidden-c", "database_hidden")
+    assert "the cast's names, each with another photo than its own" in shortcut
+    for cell_id in ("verify_hidden", "who_is_it_hidden"):
+        assert "exactly at the threshold" in hidden_error("hidden-c", cell_id)
+    for cell_id in HIDDEN_TESTS:
+        assert "the model argument was ignored" in hidden_error("hidden-d", cell_id), cell_id
 
 
 def test_graded_notebooks_hold_the_hints(cycle):

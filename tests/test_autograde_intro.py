@@ -36,6 +36,7 @@ from intro_submissions import (
     CORRECT_ENCODING,
     CORRECT_FAR,
     CORRECT_MAX,
+    EDGE_MAX,
     WRONG_DISTANCE,
     WRONG_ENCODING,
     WRONG_FAR,
@@ -77,7 +78,9 @@ def _verification_submissions(source, release) -> dict[str, tuple]:
         "wrong-times_k-linear-deleted": (without_cells(times_k, ["far_public"]), FAR_TESTS | MAX_TESTS),
         "wrong-none_accept-rounded": (filled(WRONG_FAR["none_accept"], WRONG_MAX["rounded"]), FAR_TESTS | MAX_TESTS),
         "wrong-all_accept-ceil": (filled(WRONG_FAR["all_accept"], WRONG_MAX["ceil"]), FAR_TESTS | MAX_TESTS),
-        "wrong-off_by_one": (filled(WRONG_FAR["off_by_one"], right_max), FAR_TESTS),
+        # with "<" against the budget: only the hidden edge cases (1 - (1 - far)^K == budget) see it
+        "wrong-off_by_one-strict_budget": (filled(WRONG_FAR["off_by_one"], EDGE_MAX["strict_budget"]),
+                                           FAR_TESTS | {"max_enrolled_hidden"}),
     }
 
 

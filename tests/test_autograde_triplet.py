@@ -32,6 +32,7 @@ from nbgrader_helpers import (
 from triplet_submissions import (
     CORRECT_LOSS,
     CORRECT_SEMI_HARD,
+    EDGE_SEMI_HARD,
     ENDLESS_CELL,
     ENDLESS_LOSS,
     WRONG_LOSS,
@@ -76,8 +77,12 @@ SEMI_MISTAKE_PARTNER = {
     "hardest_negative": "mean_not_sum",
     "no_minus_one": "max_of_sum",
     "plain_distances": "not_squared",
+    "lower_edge_inclusive": "alpha_forgotten",  # issue #19: only the hidden edge case sees these
+    "upper_edge_inclusive": "alpha_subtracted",
 }
-assert set(SEMI_MISTAKE_PARTNER) == set(WRONG_SEMI_HARD)
+ALL_WRONG_SEMI_HARD = {**WRONG_SEMI_HARD, **EDGE_SEMI_HARD}
+assert set(SEMI_MISTAKE_PARTNER) == set(ALL_WRONG_SEMI_HARD)
+SEMI_MISTAKE_FAILS = {name: SEMI_TESTS if name in WRONG_SEMI_HARD else {SEMI_HIDDEN} for name in ALL_WRONG_SEMI_HARD}
 SEMI_OF_LOSS = {loss: semi for semi, loss in SEMI_MISTAKE_PARTNER.items()}
 
 
@@ -96,8 +101,8 @@ def _build_submissions(source, release) -> dict[str, tuple]:
     }
     for name, loss in WRONG_LOSS.items():
         semi_mistake = SEMI_OF_LOSS.get(name)
-        semi = WRONG_SEMI_HARD[semi_mistake] if semi_mistake else right_semi
-        fails = WRONG_LOSS_FAILS[name] | (SEMI_TESTS if semi_mistake else set())
+        semi = ALL_WRONG_SEMI_HARD[semi_mistake] if semi_mistake else right_semi
+        fails = WRONG_LOSS_FAILS[name] | (SEMI_MISTAKE_FAILS[semi_mistake] if semi_mistake else set())
         subs[f"wrong-{name}"] = (filled(loss, semi), fails)
     for index, (name, loss) in enumerate(CORRECT_LOSS.items()):
         subs[f"right-{name}"] = (filled(loss, semi_styles[index % len(semi_styles)]), set())

@@ -174,12 +174,22 @@ def test_at_distance_builds_unit_vectors_at_the_asked_distances():
 
 
 _ENCODED: dict[tuple[str, int], np.ndarray] = {}
+_CROPS: dict[str, np.ndarray] = {}
 
 
 def cached_img_to_encoding(image, model=None):
     """``fr_utils.img_to_encoding`` for photo paths, computed once per photo in this process:
     the same numbers, without detecting the same faces again in every test (the
-    nbgrader cycle in test_autograde_door.py runs the real thing)."""
+    nbgrader cycle in test_autograde_door.py runs the real thing).  The hidden tests' other
+    encoders (a stub that counts its calls, a small random network, made anew in each run)
+    are called every time, on the face crop found once per photo."""
+    from fr_utils.weights import loaded
+
+    if model is not None and loaded(model) is None:
+        path = str(Path(image).resolve())
+        if path not in _CROPS:
+            _CROPS[path] = fr_utils.face_crop(path)
+        return fr_utils.img_to_encoding(_CROPS[path], model, detect=False)
     key = (str(Path(image).resolve()), id(model))
     if key not in _ENCODED:
         _ENCODED[key] = fr_utils.img_to_encoding(image, model)

@@ -92,12 +92,21 @@ def _literal_argument(source: str, function: str, position: int = 1):
     raise AssertionError(f"no call of {function} in {source!r:.200}")
 
 
+def _assigned(source: str, name: str):
+    """The literal value assigned to ``name`` in ``source`` (exactly once)."""
+    values = [ast.literal_eval(node.value) for node in ast.walk(ast.parse(source))
+              if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]]
+    assert len(values) == 1, f"{name} is assigned {len(values)} times"
+    return values[0]
+
+
 def test_hidden_cells_hold_the_graders_case_literals():
     source = read_notebook(TRIPLET)
     loss = "\n".join(regions(cell_by_id(source, "triplet_loss_hidden").source, HIDDEN_BEGIN, HIDDEN_END))
     semi = "\n".join(regions(cell_by_id(source, "semi_hard_hidden").source, HIDDEN_BEGIN, HIDDEN_END))
     assert _literal_argument(loss, "record_loss_cases") == grader_cases.TRIPLET_LOSS_HIDDEN
     assert _literal_argument(semi, "record_semi_hard_cases") == grader_cases.SEMI_HARD_HIDDEN
+    assert _assigned(semi, "_edges") == grader_cases.SEMI_HARD_EDGES
     source = read_notebook(VERIFICATION)
     far = "\n".join(regions(cell_by_id(source, "far_hidden").source, HIDDEN_BEGIN, HIDDEN_END))
     enrolled = "\n".join(regions(cell_by_id(source, "max_enrolled_hidden").source, HIDDEN_BEGIN, HIDDEN_END))
@@ -114,6 +123,15 @@ def test_hidden_cells_hold_the_graders_case_literals():
     assert _literal_argument(who, "record_who_is_it_cases", 2) == grader_cases.DOOR_WHO_QUERY
     assert _literal_argument(who, "record_who_is_it_cases", 3) == grader_cases.DOOR_WHO_SEED
     assert _literal_argument(who, "record_who_is_it_cases", 4) == grader_cases.DOOR_WHO_HIDDEN
+    database, verify, who = hidden("database_hidden"), hidden("verify_hidden"), hidden("who_is_it_hidden")
+    assert _assigned(database, "_swaps") == grader_cases.DOOR_DATABASE_CAST_HIDDEN
+    assert _assigned(database, "_tiny_seed") == grader_cases.DOOR_TINY_ENCODER_SEED
+    assert _assigned(database, "_tiny_people") == grader_cases.DOOR_TINY_PEOPLE
+    for cell in (verify, who):
+        assert _assigned(cell, "_query") == grader_cases.DOOR_EDGE_QUERY
+        assert _assigned(cell, "_people") == grader_cases.DOOR_EDGE_PEOPLE
+    assert _assigned(verify, "_claims") == grader_cases.DOOR_VERIFY_EDGES
+    assert _assigned(who, "_rooms") == grader_cases.DOOR_WHO_EDGES
     source = read_notebook(REPO / "notebooks" / "pretrained_encoder" / "pretrained_encoder.ipynb")
     assert _literal_argument(hidden("img_to_encoding_hidden"), "record_encoding_cases", 2) == grader_cases.ENCODER_HIDDEN
     assert _literal_argument(hidden("distance_hidden"), "record_distance_cases", 1) == grader_cases.DISTANCE_SEED
@@ -130,6 +148,72 @@ def test_hidden_semi_hard_cases_are_unambiguous_and_varied():
         assert ref.semi_hard_margin(*inputs, alpha) > 1e-4, (seed, "a distance is too close to an edge")
         seen.update(ref.semi_hard_negatives(*inputs, alpha).tolist())
     assert -1 in seen and len(seen) > 5
+
+
+# -- exact edges (issue #19): the values on the edges are exact whatever the route ----------------
+
+
+def test_door_edge_distances_are_exact_in_every_correct_route():
+    query = grader_cases.edge_vector(grader_cases.DOOR_EDGE_QUERY)
+    want = {"ada": 1.0, "bo": 0.5, "cy": 0.75, "di": 1.25}
+    for name, numerators in grader_cases.DOOR_EDGE_PEOPLE.items():
+        e = grader_cases.edge_vector(numerators)
+        assert float(np.sum(e.astype(np.float64) ** 2)) == 1.0  # unit length: the cosine route holds
+        for dtype in (np.float32, np.float64):
+            u, v = query.astype(dtype), e.astype(dtype)
+            routes = {
+                "norm": np.linalg.norm(u - v),
+                "sqrt_sum": np.sqrt(np.sum(np.square(u - v))),
+                "dot": np.sqrt((u - v).ravel() @ (u - v).ravel()),
+                "cosine": np.sqrt(2 - 2 * (u.ravel() @ v.ravel())),
+                "cosine_matrix": np.sqrt(np.maximum(2 - 2 * (u @ v.T), 0))[0, 0],
+                "axis_norm": np.linalg.norm(np.concatenate([v, v]) - u, axis=1)[1],
+                "tf_norm": tf.norm(tf.constant(u - v)).numpy(),
+            }
+            assert {route: float(d) for route, d in routes.items()} == dict.fromkeys(routes, want[name]), (name, dtype)
+    # the cases really sit on the threshold, and the answers follow the notebook's "<"
+    thresholds = [t for _, t in grader_cases.DOOR_VERIFY_EDGES] + [t for _, t in grader_cases.DOOR_WHO_EDGES]
+    assert {1.0, 0.75} <= set(thresholds)
+
+
+def test_semi_hard_edges_are_exact_in_float32_float64_and_the_matmul_route():
+    from grader import references as ref
+
+    anchor, positive, negatives = (np.asarray(x) for x in grader_cases.SEMI_HARD_EDGES[:3])
+    alpha = grader_cases.SEMI_HARD_EDGES[3]
+    for dtype in (np.float32, np.float64):
+        a, p, n = (x.astype(dtype) for x in (anchor, positive, negatives))
+        d_ap = np.sum((a - p) ** 2, axis=1)
+        direct = np.sum((a[:, None, :] - n[None, :, :]) ** 2, axis=2)
+        expanded = np.sum(a * a, axis=1)[:, None] - 2 * a @ n.T + np.sum(n * n, axis=1)[None, :]
+        assert np.array_equal(direct, expanded)
+        assert d_ap.tolist() == [0.25, 0.25]
+        assert direct[0, 0] == d_ap[0] and direct[0, 1] == d_ap[0] + dtype(alpha)  # both edges, row 0
+        assert direct[1, 1] == d_ap[1] + dtype(alpha)  # the upper edge, row 1
+        t = tf.constant(a), tf.constant(p), tf.constant(n)
+        assert np.array_equal(tf.reduce_sum(tf.square(t[0][:, None] - t[2][None]), axis=2).numpy(), direct)
+    assert ref.semi_hard_negatives(anchor, positive, negatives, alpha).tolist() == [2, -1]
+    # the slips give other answers: 0 with ">=" at the lower edge, 1 with "<=" at the upper edge
+    d_ap, d_an = ref.squared_distances(anchor, positive, negatives)
+    lower = (d_an >= d_ap[:, None]) & (d_an < d_ap[:, None] + alpha)
+    upper = (d_an > d_ap[:, None]) & (d_an <= d_ap[:, None] + alpha)
+    assert np.where(lower, d_an, np.inf).argmin(axis=1)[0] == 0
+    assert upper[1].tolist() == [False, True, False, False]
+
+
+def test_max_enrolled_edges_are_exact_in_every_route():
+    import math
+
+    from grader import references as ref
+
+    edges = grader_cases.MAX_ENROLLED_HIDDEN[-3:]
+    for _, far, budget in edges:
+        k = ref.max_enrolled(far, budget)
+        assert 1 - (1 - far) ** k == budget and ref.far_1_to_k(far, k) == budget  # exactly on the edge
+        for ratio in (math.log(1 - budget) / math.log(1 - far), math.log1p(-budget) / math.log1p(-far),
+                      math.log2(1 - budget) / math.log2(1 - far), math.log10(1 - budget) / math.log10(1 - far),
+                      float(np.log(np.float32(1 - budget)) / np.log(np.float32(1 - far)))):
+            assert ratio == k, (far, budget, ratio)
 
 
 def test_records_round_trip():
@@ -229,8 +313,8 @@ def _failing_cells(cells: dict, loss, semi, outputs) -> dict[str, list[str]]:
 
 @pytest.mark.slow
 def test_triplet_correct_styles_pass_every_cell_and_mistakes_fail_theirs(triplet_cells, recorded):
-    from test_autograde_triplet import SEMI_MISTAKE_PARTNER, SEMI_TESTS, WRONG_LOSS_FAILS
-    from triplet_submissions import CORRECT_LOSS, CORRECT_SEMI_HARD, WRONG_LOSS, WRONG_SEMI_HARD
+    from test_autograde_triplet import SEMI_MISTAKE_FAILS, SEMI_MISTAKE_PARTNER, WRONG_LOSS_FAILS
+    from triplet_submissions import CORRECT_LOSS, CORRECT_SEMI_HARD, EDGE_SEMI_HARD, WRONG_LOSS, WRONG_SEMI_HARD
 
     semi_styles = [compile_function(code, "semi_hard_negatives") for code in CORRECT_SEMI_HARD.values()]
     for index, (style, code) in enumerate(CORRECT_LOSS.items()):
@@ -241,9 +325,14 @@ def test_triplet_correct_styles_pass_every_cell_and_mistakes_fail_theirs(triplet
     for name, code in WRONG_LOSS.items():
         failing = _failing_cells(triplet_cells, compile_function(code, "triplet_loss"), semi_styles[0], recorded)
         assert set(failing) == WRONG_LOSS_FAILS[name], f"{name}: {failing}"
-    for name, code in WRONG_SEMI_HARD.items():
+    for name, code in {**WRONG_SEMI_HARD, **EDGE_SEMI_HARD}.items():
         failing = _failing_cells(triplet_cells, right_loss, compile_function(code, "semi_hard_negatives"), recorded)
-        assert set(failing) == SEMI_TESTS, f"{name} ({SEMI_MISTAKE_PARTNER[name]}): {failing}"
+        assert set(failing) == SEMI_MISTAKE_FAILS[name], f"{name} ({SEMI_MISTAKE_PARTNER[name]}): {failing}"
+    for style in CORRECT_SEMI_HARD.values():
+        assert _failing_cells(triplet_cells, right_loss, compile_function(style, "semi_hard_negatives"), recorded) == {}
+    edge = _failing_cells(triplet_cells, right_loss, compile_function(EDGE_SEMI_HARD["lower_edge_inclusive"],
+                                                                      "semi_hard_negatives"), recorded)
+    assert "negatives exactly on the edges of the band" in " ".join(edge["semi_hard_hidden"])
 
 
 # -- the verification notebook ------------------------------------------------------------------
@@ -253,7 +342,7 @@ def test_verification_correct_styles_pass_and_mistakes_fail(recorded):
     import math
 
     from fr_utils.checks import verification as checks
-    from intro_submissions import CORRECT_FAR, CORRECT_MAX, WRONG_FAR, WRONG_MAX
+    from intro_submissions import CORRECT_FAR, CORRECT_MAX, EDGE_MAX, WRONG_FAR, WRONG_MAX
 
     source = read_notebook(VERIFICATION)
     cells = {grade_id: cell_by_id(source, grade_id).source
@@ -276,6 +365,8 @@ def test_verification_correct_styles_pass_and_mistakes_fail(recorded):
         assert failing(code, right_max) == {"far_public", "far_hidden"}, name
     for name, code in WRONG_MAX.items():
         assert failing(right_far, code) == {"max_enrolled_public", "max_enrolled_hidden"}, name
+    for name, code in EDGE_MAX.items():  # only the hidden edge cases see these
+        assert failing(right_far, code) == {"max_enrolled_hidden"}, name
 
 
 # -- the encoder notebook ---------------------------------------------------------------------------
@@ -365,3 +456,18 @@ def test_door_decisions_match_the_public_checks_and_hidden_tests(facenet, record
         want = {cell_of[check] for check, _ in expected} | {hidden_cell}
         got = failing(**{name: door.compile_function(door.SUBMITTED[name][mistake], name)})
         assert got == want, (name, mistake)
+
+    # the mistakes only the hidden tests see lose the hidden cell alone, saying why
+    from door_submissions import HIDDEN_ONLY_DATABASE, HIDDEN_ONLY_VERIFY, HIDDEN_ONLY_WHO
+
+    why = {"cast_shortcut": "the cast's names, each with another photo than its own: database[",
+           "model_ignored": "the model argument was ignored", "less_equal": "exactly at the threshold"}
+    for name, mistakes in (("build_database", HIDDEN_ONLY_DATABASE), ("verify", HIDDEN_ONLY_VERIFY),
+                           ("who_is_it", HIDDEN_ONLY_WHO)):
+        hidden_cell = door.EXERCISES[name][2]
+        for mistake, code in mistakes.items():
+            problems = {grade_id: decide("door", grade_id, cell, {**base, **right, name: door.compile_function(
+                code, name)}, recorded) for grade_id, cell in cells.items()}
+            lost = {grade_id: found for grade_id, found in problems.items() if found}
+            assert set(lost) == {hidden_cell}, (name, mistake, lost)
+            assert why[mistake] in " ".join(lost[hidden_cell]), (name, mistake, lost)

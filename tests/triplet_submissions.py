@@ -196,3 +196,30 @@ WRONG_SEMI_HARD = {
         return tf.where(tf.reduce_any(inside, axis=1), best, tf.constant(-1, best.dtype))
     """),
 }
+
+# Slips that only the hidden edge case sees (issue #19): a negative exactly on an edge of the band.
+EDGE_SEMI_HARD = {
+    "lower_edge_inclusive": _semi("""
+        d_ap = tf.reduce_sum(tf.square(anchor - positive), axis=1)
+        d_an = tf.reduce_sum(tf.square(anchor[:, None, :] - negatives[None, :, :]), axis=2)
+        inside = (d_an >= d_ap[:, None]) & (d_an < d_ap[:, None] + alpha)
+        best = tf.argmin(tf.where(inside, d_an, np.inf), axis=1)
+        return tf.where(tf.reduce_any(inside, axis=1), best, tf.constant(-1, best.dtype))
+    """),
+    "upper_edge_inclusive": _semi("""
+        a, p, n = (np.asarray(x, dtype=np.float64) for x in (anchor, positive, negatives))
+        d_ap = np.sum((a - p) ** 2, axis=1)[:, None]
+        d_an = np.sum((a[:, None, :] - n[None, :, :]) ** 2, axis=2)
+        inside = (d_an > d_ap) & (d_an <= d_ap + alpha)
+        return np.where(inside.any(axis=1), np.where(inside, d_an, np.inf).argmin(axis=1), -1)
+    """),
+}
+
+# Correct, vectorised in float64 NumPy (the edge case must give it full marks too).
+CORRECT_SEMI_HARD["numpy_float64_vectorised"] = _semi("""
+    a, p, n = (np.asarray(x, dtype=np.float64) for x in (anchor, positive, negatives))
+    d_ap = np.sum((a - p) ** 2, axis=1)[:, None]
+    d_an = np.sum((a[:, None, :] - n[None, :, :]) ** 2, axis=2)
+    inside = (d_an > d_ap) & (d_an < d_ap + alpha)
+    return np.where(inside.any(axis=1), np.where(inside, d_an, np.inf).argmin(axis=1), -1)
+""")
