@@ -5,6 +5,7 @@
     facedoor verify NAME IMAGE               OPEN (exit 0) or CLOSED (exit 1)
     facedoor identify IMAGE... [--all]       who is it? (exit 1 if anyone is unknown)
     facedoor list | remove NAME | rename OLD NEW
+    facedoor serve [--port P]                the same over HTTP, the model loaded once
 
 Run ``facedoor --help`` for the options and exit codes.
 """
@@ -18,7 +19,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from fr_utils.database import FaceDatabase, image_files
+from fr_utils.database import FaceDatabase, check_name, image_files
 from fr_utils.errors import (
     EmptyDatabaseError,
     FaceDatabaseError,
@@ -30,6 +31,7 @@ from fr_utils.errors import (
     WeightsError,
     report,
 )
+from fr_utils.images import load_image
 from fr_utils.matching import METRICS, check_threshold, is_match
 
 PROG = "facedoor"
@@ -137,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     command("list", "list the people enrolled and how many photos each has")
     p = command("remove", "delete NAME and all their embeddings")
     p.add_argument("name", metavar="NAME")
+    p = command("serve", "answer enroll/verify/identify/list over HTTP (JSON), the model loaded once "
+                         "(see fr_utils/serve.py and docs/door.md)")
+    from fr_utils.serve import add_arguments
+
+    add_arguments(p)
     p = command("rename", "rename OLD to NEW")
     p.add_argument("old", metavar="OLD")
     p.add_argument("new", metavar="NEW")
@@ -147,7 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- commands
 
 
-def _enroll(db: FaceDatabase, args, out: dict) -> int:
+def _enroll_photos(args) -> list[Path]:
+    """The photos ``enroll`` will encode, checked before the database is opened or TensorFlow loads:
+    a bad name, a folder without images, a single bad photo or a batch of only bad ones fail at once."""
+    check_name(args.name)
     paths: list = []
     for item in args.images:
         path = Path(item)
@@ -158,6 +168,17 @@ def _enroll(db: FaceDatabase, args, out: dict) -> int:
             paths.extend(files)
         else:
             paths.append(path)
+    problems = _unusable(paths)
+    if len(problems) == len(paths):
+        if len(paths) == 1:
+            raise FaceImageError(problems[0][1])
+        listing = "; ".join(why for _, why in problems)
+        raise FaceImageError(f"nothing enrolled for {args.name!r}: no usable image ({listing})")
+    return paths
+
+
+def _enroll(db: FaceDatabase, args, out: dict) -> int:
+    paths = args.paths if getattr(args, "paths", None) is not None else _enroll_photos(args)
     images = paths[0] if len(args.images) == 1 and not Path(args.images[0]).is_dir() else paths
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -186,6 +207,8 @@ def _enroll_tree(db: FaceDatabase, args, out: dict) -> int:
 
 
 def _verify(db: FaceDatabase, args, out: dict) -> int:
+    db._person_id(args.name)   # an unknown name, then a bad photo, before TensorFlow loads
+    check_photo(args.image)
     distance, match = db.verify(args.image, args.name)
     decision = "OPEN" if match else "CLOSED"
     out.update(name=args.name, image=args.image, distance=distance, threshold=db.threshold,
@@ -204,6 +227,7 @@ def _identify(db: FaceDatabase, args, out: dict) -> int:
     results, code = [], EXIT_OK
     for image in args.images:
         try:
+            check_photo(image)  # before TensorFlow loads
             if args.all:
                 faces = db.identify_all(image)
                 if not faces:
@@ -286,6 +310,27 @@ READS = {"list", "verify", "identify"}  # opened read-only: they never write
 # --------------------------------------------------------------------------- plumbing
 
 
+def check_photo(image) -> None:
+    """Raise :class:`FaceImageError` naming ``image`` (a path or bytes) unless it decodes as an image.
+
+    Checked before the model loads: a missing file, a folder, a FIFO or device, a file that is
+    not an image, a truncated one or one over the size limits fails in milliseconds, with the
+    message the encoder would give after the model had loaded (about 13 s later)."""
+    load_image(image)
+
+
+def _unusable(paths) -> list[tuple[str, str]]:
+    """(path, message) of each photo :func:`check_photo` refuses."""
+    problems = []
+    for path in paths:
+        try:
+            check_photo(path)
+        except FaceImageError as err:
+            problems.append((str(path), str(err)))
+    return problems
+
+
+
 def _skipped(caught, out: dict) -> list[dict]:
     """Print the warnings of an enrolment on stderr; returns the skipped files (for JSON),
     and records the other warnings under ``out['warnings']``."""
@@ -320,6 +365,15 @@ def main(argv: list[str] | None = None) -> int:
         missing = [i for i in getattr(args, "images", []) + [getattr(args, "root", None)] if i and not Path(i).exists()]
         if args.command in CREATES and missing:  # before the database file is created
             raise _InputError(f"{missing[0]}: no such file or folder")
+        if args.command == "serve":  # creates the database if needed, like enroll
+            from fr_utils.serve import serve
+
+            return serve(db_path, host=args.host, port=args.port, max_upload_mb=args.max_upload,
+                         metric=args.metric, threshold=args.threshold, verbose=args.verbose, prog=PROG)
+        if args.command == "enroll-tree" and not Path(args.root).is_dir():
+            raise _InputError(f"{args.root}: not a folder (enroll-tree enrols each ROOT/<name>/ folder)")
+        if args.command == "enroll":  # before the database file is created, and before TensorFlow loads
+            args.paths = _enroll_photos(args)
         if args.command not in CREATES and not Path(db_path).exists():
             raise _InputError(f"no database at {db_path} (enrol someone first with '{PROG} enroll NAME PHOTO', "
                               f"or pass --db PATH / set {ENV_DB})")

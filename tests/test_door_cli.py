@@ -339,3 +339,67 @@ def test_a_distance_equal_to_the_threshold_keeps_the_door_closed(tmp_path, capsy
     assert code == EXIT_OK and json.loads(out)["decision"] == "OPEN" and json.loads(out)["distance"] == edge
     code, out, _ = run(capsys, "--db", path, "--threshold", above, "identify", photo)
     assert code == EXIT_OK and out == f"{photo}: Alice (distance 0.283)\n"
+
+
+_FAST_SCRIPT = """
+import contextlib, io, json, sys, time
+from fr_utils.door import main
+results = []
+for argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stderr(err):
+        code = main(argv)
+    results.append([code, err.getvalue().strip().splitlines()[-1], time.perf_counter() - start])
+print(json.dumps({"results": results, "tensorflow": "tensorflow" in sys.modules, "keras": "keras" in sys.modules}))
+"""
+
+
+def test_bad_arguments_and_files_fail_before_tensorflow_loads(tmp_path):
+    """Every encoding command checks its photos, names and database first: a clear message, exit 2 or 3,
+    in milliseconds, and TensorFlow never imported (it costs ~13 s)."""
+    import numpy as np
+
+    from fr_utils.database import FaceDatabase
+
+    db = tmp_path / "faces.db"
+    alice = np.zeros(512)
+    alice[0] = 1.0
+    with FaceDatabase(db) as door:  # the bundled model's identity from its manifest: no TensorFlow
+        door.add_embeddings("Alice", alice)
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a photo")
+    truncated = tmp_path / "half.jpg"
+    truncated.write_bytes(OBAMA[0].read_bytes()[:400])
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database" * 100)
+    new = tmp_path / "new.db"
+    cases = [  # (argv, exit code, message at the end of stderr)
+        (["verify", "Alice", tmp_path / "missing.jpg"], EXIT_INPUT, "missing.jpg: no such file"),
+        (["verify", "Alice", text], EXIT_INPUT, "notes.jpg: not an image file (no known image format)"),
+        (["verify", "Alice", truncated], EXIT_INPUT, "half.jpg: truncated or corrupt image"),
+        (["verify", "Alice", tmp_path], EXIT_INPUT, f"{tmp_path}: is a directory, not an image file"),
+        (["verify", "Bob", OBAMA[0]], EXIT_INPUT, "'Bob' is not enrolled in"),
+        (["identify", text], EXIT_INPUT, "notes.jpg: not an image file"),
+        (["identify", "--all", tmp_path / "missing.jpg"], EXIT_INPUT, "missing.jpg: no such file"),
+        (["enroll", "Bob", text], EXIT_INPUT, "notes.jpg: not an image file"),
+        (["enroll", "Bob", text, truncated], EXIT_INPUT, "nothing enrolled for 'Bob': no usable image"),
+        (["enroll", "Bob\u200b", OBAMA[0]], EXIT_INPUT, "invisible"),
+        (["--db", new, "enroll", "Bob", text], EXIT_INPUT, "notes.jpg: not an image file"),
+        (["--db", new, "enroll-tree", text], EXIT_INPUT, "notes.jpg: not a folder"),
+        (["--db", junk, "verify", "Alice", OBAMA[0]], EXIT_DATABASE, "junk.db: not a face database"),
+        (["--db", tmp_path / "absent.db", "identify", OBAMA[0]], EXIT_INPUT, "no database at"),
+    ]
+    argv = [["--db", str(db)] + [str(a) for a in case] for case, _, _ in cases]
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", _FAST_SCRIPT, json.dumps(argv)], capture_output=True, text=True,
+                            timeout=120)
+    elapsed = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    for (case, code, message), (got, last, seconds) in zip(cases, report["results"]):
+        assert got == code and last.startswith("facedoor: error: ") and message in last, (case, got, last)
+        assert seconds < 1.0, (case, seconds)  # milliseconds when idle; TensorFlow alone takes seconds
+    assert (report["tensorflow"], report["keras"]) == (False, False)
+    assert elapsed < 20, elapsed  # the interpreter and fr_utils' imports, on a loaded machine
+    assert not new.exists()  # a refused enrolment creates no database file
