@@ -33,14 +33,19 @@ import numpy as np
 
 from _machine import machine, shared_dataset
 
+# The child reads its peak from /proc/self/status (VmHWM): on Linux, ru_maxrss survives
+# exec, so a child started by this big process would report the parent's peak.
 _CHILD = """
 import json, resource, sys, numpy as np
 from fr_utils.encoding import inference_function
 from fr_utils.weights import load_facenet
 m = load_facenet(name=sys.argv[1])
 inference_function(m)(np.zeros((32, 160, 160, 3), np.float32))
-print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "params": int(m.count_params())}))
+try:
+    peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
+except (OSError, StopIteration):
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"peak_mib": peak, "params": int(m.count_params())}))
 """
 
 
