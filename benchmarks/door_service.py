@@ -1,0 +1,180 @@
+"""The door as a service against the command line: latency, throughput and cold start.
+
+    python benchmarks/door_service.py [--clients 4] [--requests 50] [--size 640]
+
+Starts ``python -m fr_utils.serve`` on a free port with a fresh database, enrols the
+sample cast (first photo of each person), then runs ``--clients`` concurrent clients
+(threads, one keep-alive HTTP connection each) sending ``--requests`` requests each,
+first ``POST /verify`` (a photo of a cast person claiming to be them), then
+``POST /identify``, with the cast's photos upscaled to ``--size`` pixels (JPEG, quality
+90). Prints p50/p95 latency and throughput of each, the service's start-up time, and the
+cold start of the ``facedoor`` command: a command that fails fast (a missing photo) and a
+real encoding one (``facedoor verify``), with the machine and its load average.
+Asserts nothing; checks that every answer was right.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _machine import machine  # noqa: E402
+
+from PIL import Image  # noqa: E402
+
+from fr_utils.data import sample_cast  # noqa: E402
+
+
+def upscaled(path: Path, size: int) -> bytes:
+    """The photo resized to size x size, as JPEG bytes."""
+    with Image.open(path) as img:
+        big = img.convert("RGB").resize((size, size), Image.LANCZOS)
+    out = io.BytesIO()
+    big.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def start_service(db: Path) -> tuple[subprocess.Popen, str, int, float]:
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "fr_utils.serve", "--db", str(db), "--port", "0"],
+                            stderr=subprocess.PIPE, text=True, cwd=REPO)
+    for line in proc.stderr:
+        match = re.search(r"serving http://([\d.]+):(\d+)/", line)
+        if match:
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
+            return proc, match.group(1), int(match.group(2)), time.perf_counter() - start
+    raise SystemExit(f"the service did not start (exit {proc.wait()})")
+
+
+def post(conn: http.client.HTTPConnection, path: str, body: bytes) -> tuple[int, dict]:
+    conn.request("POST", path, body=body, headers={"Content-Type": "image/jpeg"})
+    response = conn.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def hammer(host: str, port: int, jobs: list[tuple[str, bytes, object]], clients: int, per_client: int):
+    """``clients`` threads x ``per_client`` requests, cycling through ``jobs`` (path, body, check).
+    Returns (latencies in s, wall seconds, wrong answers)."""
+    latencies: list[float] = []
+    wrong: list = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients + 1)
+
+    def client(k: int) -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=600)
+        barrier.wait()
+        for i in range(per_client):
+            path, body, check = jobs[(k * per_client + i) % len(jobs)]
+            t = time.perf_counter()
+            status, answer = post(conn, path, body)
+            dt = time.perf_counter() - t
+            with lock:
+                latencies.append(dt)
+                if not check(status, answer):
+                    wrong.append((path, status, answer))
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    return latencies, time.perf_counter() - start, wrong
+
+
+def summary(name: str, latencies: list[float], wall: float, wrong: list) -> str:
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return (f"{name:9s} {len(latencies)} requests: p50 {statistics.median(latencies):.3f} s, p95 {q[94]:.3f} s, "
+            f"max {max(latencies):.3f} s; {len(latencies) / wall:.2f} requests/s ({wall:.1f} s); "
+            f"wrong answers: {len(wrong)}")
+
+
+def cold(argv: list[str], runs: int) -> tuple[float, int, str]:
+    """Median wall seconds of ``argv`` run ``runs`` times, its exit code and last stderr line."""
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=REPO)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), done.returncode, (done.stderr.strip().splitlines() or [""])[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=50, help="requests per client, per endpoint")
+    parser.add_argument("--size", type=int, default=640, help="photos upscaled to SIZE x SIZE pixels")
+    args = parser.parse_args()
+
+    print(machine())
+    print(f"at start: {load()}")
+    cast = sample_cast()
+    photos = {name: [upscaled(p, args.size) for p in paths] for name, paths in sorted(cast.items())}
+    work = Path(tempfile.mkdtemp(prefix="door-service-"))
+    try:
+        db = work / "door.db"
+        proc, host, port, started = start_service(db)
+        print(f"service ready in {started:.1f} s (interpreter, TensorFlow, model, warm-up)")
+        try:
+            conn = http.client.HTTPConnection(host, port, timeout=600)
+            for name, shots in photos.items():
+                status, answer = post(conn, f"/enroll?name={name}", shots[0])
+                assert status == 201, answer
+            conn.close()
+            verify = [(f"/verify?name={name}", shot,
+                       lambda s, a: s == 200 and a["decision"] == "OPEN")
+                      for name, shots in photos.items() for shot in shots]
+            identify = [("/identify", shot, (lambda who: lambda s, a: s == 200 and a["name"] == who)(name))
+                        for name, shots in photos.items() for shot in shots]
+            hammer(host, port, verify, 1, 2)  # warm the connection paths
+            print(f"{args.clients} clients x {args.requests} requests, {args.size}x{args.size} JPEG photos, "
+                  f"{len(photos)} people enrolled:")
+            for label, jobs in (("verify", verify), ("identify", identify)):
+                print(summary(label, *hammer(host, port, jobs, args.clients, args.requests)), flush=True)
+            print(f"after the service runs: {load()}")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+
+        exe = shutil.which("facedoor", path=str(Path(sys.executable).parent)) or shutil.which("facedoor")
+        base = [exe] if exe else [sys.executable, "-m", "fr_utils.door"]
+        name, shots = next(iter(photos.items()))
+        photo = work / "photo.jpg"
+        photo.write_bytes(shots[-1])
+        for label, argv, runs in [
+            ("fails fast (missing photo)", base + ["--db", str(db), "verify", name, str(work / "missing.jpg")], 3),
+            ("fails fast (unknown name)", base + ["--db", str(db), "verify", "Nobody", str(photo)], 3),
+            ("list", base + ["--db", str(db), "list"], 3),
+            ("verify (encodes a photo)", base + ["--db", str(db), "verify", name, str(photo)], 1),
+        ]:
+            seconds, code, last = cold(argv, runs)
+            print(f"CLI cold start, {label}: {seconds:.2f} s (median of {runs}, exit {code}) {last[:80]}", flush=True)
+        print(f"at the end: {load()}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
