@@ -1,10 +1,11 @@
 """The door as a service against the command line: latency, throughput and cold start.
 
-    python benchmarks/door_service.py [--clients 4] [--requests 50] [--size 640]
+    python benchmarks/door_service.py [--clients 4] [--requests 50] [--size 640] [--single 20]
 
 Starts ``python -m fr_utils.serve`` on a free port with a fresh database, enrols the
 sample cast (first photo of each person), then runs ``--clients`` concurrent clients
-(threads, one keep-alive HTTP connection each) sending ``--requests`` requests each,
+(threads, one keep-alive HTTP connection each; first one client alone, ``--single``
+verify requests, to time a request nobody waits ahead of) sending ``--requests`` requests each,
 first ``POST /verify`` (a photo of a cast person claiming to be them), then
 ``POST /identify``, with the cast's photos upscaled to ``--size`` pixels (JPEG, quality
 90). Prints p50/p95 latency and throughput of each, the service's start-up time, and the
@@ -126,6 +127,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--requests", type=int, default=50, help="requests per client, per endpoint")
     parser.add_argument("--size", type=int, default=640, help="photos upscaled to SIZE x SIZE pixels")
+    parser.add_argument("--single", type=int, default=20, help="first, one client alone: SINGLE verify requests")
     args = parser.parse_args()
 
     print(machine())
@@ -149,6 +151,9 @@ def main() -> None:
             identify = [("/identify", shot, (lambda who: lambda s, a: s == 200 and a["name"] == who)(name))
                         for name, shots in photos.items() for shot in shots]
             hammer(host, port, verify, 1, 2)  # warm the connection paths
+            if args.single:
+                print(f"1 client x {args.single} requests (nobody queued ahead: the time of one request):")
+                print(summary("verify", *hammer(host, port, verify, 1, args.single)), flush=True)
             print(f"{args.clients} clients x {args.requests} requests, {args.size}x{args.size} JPEG photos, "
                   f"{len(photos)} people enrolled:")
             for label, jobs in (("verify", verify), ("identify", identify)):

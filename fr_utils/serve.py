@@ -267,6 +267,7 @@ class DoorHandler(BaseHTTPRequestHandler):
             raise HTTPError(413, f"upload of {size:,} bytes is more than the {limit:,} accepted "
                                  f"(facedoor serve --max-upload)")
         data = self.rfile.read(size)
+        self._body_read = True
         if len(data) < size:
             self.close_connection = True
             raise HTTPError(400, f"the body ended after {len(data):,} of {size:,} bytes")
@@ -307,9 +308,12 @@ class DoorHandler(BaseHTTPRequestHandler):
         return 201, run(answer_enroll, name, data, query.get("strict", "0") not in ("", "0", "false"))
 
     def _handle(self, method: str) -> None:
+        self._body_read = False
         try:
             status, body = self._route(method)
         except Exception as err:  # every error is an answer; the server goes on
+            if not self._body_read and self.headers.get("Content-Length", "0").strip() not in ("", "0"):
+                self.close_connection = True  # a body left unread would be taken for the next request
             self._fail(err)
             return
         self._send(status, body)

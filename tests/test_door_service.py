@@ -127,6 +127,16 @@ def test_the_service_answers_refuses_bad_requests_and_keeps_serving(service, tmp
         assert (status, body["status"]) == (code, code) and message in body["error"], (path, status, body)
         good()
 
+    # one keep-alive connection: a refused request's unread body is not taken for the next request
+    host, port, _ = service
+    conn = http.client.HTTPConnection(host, port, timeout=120)
+    for path in ("/nowhere", "/verify?name=Barack_Obama"):
+        conn.request("POST", path, body=OBAMA[1].read_bytes())
+        response = conn.getresponse()
+        answers = response.status, json.loads(response.read())
+    conn.close()
+    assert answers[0] == 200 and answers[1]["decision"] == "OPEN", answers
+
     # the command line's messages, word for word
     _, _, message = cli("--db", db, "verify", "Nobody", OBAMA[1])
     assert post(service, "/verify?name=Nobody", OBAMA[1])[1]["error"] == message
@@ -134,7 +144,6 @@ def test_the_service_answers_refuses_bad_requests_and_keeps_serving(service, tmp
     assert post(service, "/verify?name=Barack_Obama", text, name=str(text))[1]["error"] == message
 
     # a huge upload is refused from its Content-Length, before its body is read
-    host, port, _ = service
     conn = http.client.HTTPConnection(host, port, timeout=60)
     conn.putrequest("POST", "/identify")
     conn.putheader("Content-Length", str(50_000_000))
