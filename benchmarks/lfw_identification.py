@@ -13,7 +13,7 @@ Printed:
 * open set at the default threshold (the model's, from its manifest): probes
   accepted as the right person, accepted as someone else, rejected;
 * false-accept rate for unenrolled people: the fraction of their photos
-  identified as someone (nearest distance <= threshold);
+  identified as someone (nearest distance < threshold, ``fr_utils.matching.is_match``);
 * the same figures at a few other thresholds, and at the thresholds where 1% and
   0.1% of the unenrolled people's photos are accepted;
 * milliseconds per query: ``FaceDatabase.identify(photo)`` end to end (reading,
@@ -67,6 +67,7 @@ def main() -> int:
 
     from fr_utils.database import FaceDatabase
     from fr_utils.evaluate import embed_files
+    from fr_utils.matching import is_match
 
     gallery, probes, unenrolled = split(lfw, args.limit)
     paths = list(gallery.values()) + [p for _, p in probes] + unenrolled
@@ -113,10 +114,10 @@ def main() -> int:
     print(f"top-1 accuracy (nearest person, threshold ignored): {right.mean():.4f} ({right.sum()}/{len(probes)})")
 
     def open_set(t: float) -> str:
-        accepted = p_dist <= t
+        accepted = is_match(p_dist, t)
         correct = (accepted & right).mean()
         wrong = (accepted & ~right).mean()
-        far = (u_dist <= t).mean()
+        far = is_match(u_dist, t).mean()
         return (f"threshold {t:.3f}: enrolled probes accepted as the right person {correct:.4f}, "
                 f"as someone else {wrong:.4f}, rejected {1 - correct - wrong:.4f}; "
                 f"unenrolled people accepted (false-accept rate) {far:.4f}")
@@ -126,7 +127,7 @@ def main() -> int:
     for t in sorted({0.8, 0.9, 1.0, 1.1, 1.2} - {threshold}):
         print("  " + open_set(t if args.metric == "euclidean" else t * t / 2))
     for far in (0.01, 0.001):
-        t = float(np.quantile(u_dist, far, method="lower"))
+        t = float(np.nextafter(np.quantile(u_dist, far, method="lower"), np.inf))  # "<": that photo included
         print(f"threshold for a {far:.1%} false-accept rate of unenrolled people:\n  " + open_set(t))
     searched = int(np.isfinite(p_dist).sum() + np.isfinite(u_dist).sum())
     print(f"search alone (FaceDatabase.nearest, {len(db)} people): "
