@@ -2,7 +2,7 @@
 
     python benchmarks/door_service.py [--clients 4] [--requests 50] [--size 640] [--single 20]
 
-Starts ``python -m fr_utils.serve`` on a free port with a fresh database, enrols the
+Starts ``python -m fr_utils.door serve`` on a free port with a fresh database, enrols the
 sample cast (first photo of each person), then runs ``--clients`` concurrent clients
 (threads, one keep-alive HTTP connection each; first one client alone, ``--single``
 verify requests, to time a request nobody waits ahead of) sending ``--requests`` requests each,
@@ -57,7 +57,7 @@ def load() -> str:
 
 def start_service(db: Path) -> tuple[subprocess.Popen, str, int, float]:
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "fr_utils.serve", "--db", str(db), "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "fr_utils.door", "serve", "--db", str(db), "--port", "0"],
                             stderr=subprocess.PIPE, text=True, cwd=REPO)
     for line in proc.stderr:
         match = re.search(r"serving http://([\d.]+):(\d+)/", line)

@@ -82,11 +82,24 @@ function render({ model, el }) {
     say("no camera here (the page is not a secure context, or the browser has none): choose a photo instead");
   } else {
     navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false })
-      .then((s) => { stream = s; video.srcObject = s; take.disabled = false; say("camera on: press Take photo"); })
+      .then((s) => {
+        stream = s; video.srcObject = s; say("starting the camera...");
+        video.play().catch(() => {});
+        waitForFrames();
+      })
       .catch((err) => {
         video.style.display = "none";
         say(`no camera (${err.name}): choose a photo instead`);
       });
+  }
+  // The button waits for real frames: a photo taken before the first one would be blank.
+  function waitForFrames() {
+    if (video.readyState >= 2 && video.videoWidth && video.currentTime > 0.2) {
+      take.disabled = false;
+      say("camera on: press Take photo");
+    } else if (stream) {
+      setTimeout(waitForFrames, 100);
+    }
   }
   take.addEventListener("click", () => {
     if (!video.videoWidth) { say("the camera has no picture yet: try again in a second"); return; }

@@ -78,6 +78,15 @@ class EmptyDatabaseError(FrUtilsError, LookupError):
     """Identification was asked of a database in which no one is enrolled."""
 
 
+class RequestRefused(FrUtilsError):
+    """``facedoor serve`` refused a request with HTTP ``status`` and ``message``; ``exit_code``
+    is what the command line would have exited with for the same input."""
+
+    def __init__(self, status: int, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.status, self.exit_code = int(status), exit_code
+
+
 class FunctionTimedOut(FrUtilsError, AssertionError):
     """A checked function did not return within its time limit (a failed check)."""
 

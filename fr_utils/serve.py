@@ -51,6 +51,7 @@ from fr_utils.errors import (
     FaceDatabaseError,
     FaceImageError,
     NoFaceError,
+    RequestRefused,
     SimilarFaceWarning,
     SimilarNameWarning,
     UnknownPersonError,
@@ -64,17 +65,9 @@ DEFAULT_PORT = 8000
 DEFAULT_MAX_UPLOAD_MB = 20.0
 
 
-class HTTPError(Exception):
-    """A request refused with ``status`` and ``message`` (and the CLI's exit code)."""
-
-    def __init__(self, status: int, message: str, exit_code: int = 2):
-        super().__init__(message)
-        self.status, self.exit_code = int(status), exit_code
-
-
 def error_status(err: BaseException) -> tuple[int, int]:
     """(HTTP status, the CLI's exit code) of an exception raised while answering."""
-    if isinstance(err, HTTPError):
+    if isinstance(err, RequestRefused):
         return err.status, err.exit_code
     if isinstance(err, (UnknownPersonError, EmptyDatabaseError)):
         return 404, 2
@@ -245,7 +238,7 @@ class DoorHandler(BaseHTTPRequestHandler):
     def _fail(self, err: BaseException) -> None:
         status, code = error_status(err)
         message = _message(err)
-        if status == 500 and not isinstance(err, (HTTPError, FaceDatabaseError, WeightsError, OSError)):
+        if status == 500 and not isinstance(err, (RequestRefused, FaceDatabaseError, WeightsError, OSError)):
             message = f"internal error: {type(err).__name__}: {message}"
         self._send(status, {"error": message, "status": status, "exit_code": code})
 
@@ -253,26 +246,26 @@ class DoorHandler(BaseHTTPRequestHandler):
         length = self.headers.get("Content-Length")
         if length is None:
             self.close_connection = True
-            raise HTTPError(411, "send the photo as the request body, with a Content-Length header")
+            raise RequestRefused(411, "send the photo as the request body, with a Content-Length header")
         try:
             size = int(length)
             if size < 0:
                 raise ValueError
         except ValueError:
             self.close_connection = True
-            raise HTTPError(400, f"bad Content-Length: {length!r}") from None
+            raise RequestRefused(400, f"bad Content-Length: {length!r}") from None
         limit = self.server.max_upload
         if size > limit:
             self.close_connection = True  # the body is not read: this connection cannot carry another request
-            raise HTTPError(413, f"upload of {size:,} bytes is more than the {limit:,} accepted "
+            raise RequestRefused(413, f"upload of {size:,} bytes is more than the {limit:,} accepted "
                                  f"(facedoor serve --max-upload)")
         data = self.rfile.read(size)
         self._body_read = True
         if len(data) < size:
             self.close_connection = True
-            raise HTTPError(400, f"the body ended after {len(data):,} of {size:,} bytes")
+            raise RequestRefused(400, f"the body ended after {len(data):,} of {size:,} bytes")
         if not data:
-            raise HTTPError(400, "no photo: the request body is empty")
+            raise RequestRefused(400, "no photo: the request body is empty")
         return data
 
     def _route(self, method: str) -> tuple[int, dict]:
@@ -281,9 +274,9 @@ class DoorHandler(BaseHTTPRequestHandler):
         door: Door = self.server.door
         routes = {"/health": "GET", "/people": "GET", "/enroll": "POST", "/verify": "POST", "/identify": "POST"}
         if url.path not in routes:
-            raise HTTPError(404, f"no such endpoint: {url.path} (try {', '.join(sorted(routes))})")
+            raise RequestRefused(404, f"no such endpoint: {url.path} (try {', '.join(sorted(routes))})")
         if routes[url.path] != method:
-            raise HTTPError(405, f"{url.path} takes {routes[url.path]}, not {method}")
+            raise RequestRefused(405, f"{url.path} takes {routes[url.path]}, not {method}")
         if method == "GET":
             if url.path == "/health":
                 people = door.call(len)
@@ -302,7 +295,7 @@ class DoorHandler(BaseHTTPRequestHandler):
             return 200, run(answer_identify, data, query.get("all", "0") not in ("", "0", "false"))
         name = query.get("name")
         if not name:
-            raise HTTPError(400, f"{url.path} needs ?name=NAME (the person's name, URL-encoded)")
+            raise RequestRefused(400, f"{url.path} needs ?name=NAME (the person's name, URL-encoded)")
         if url.path == "/verify":
             return 200, run(answer_verify, name, data)
         return 201, run(answer_enroll, name, data, query.get("strict", "0") not in ("", "0", "false"))
@@ -382,14 +375,3 @@ def serve(db_path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, max_up
         server.server_close()
         door.close()
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m fr_utils.serve``: ``facedoor serve`` with the database options first."""
-    from fr_utils.door import main as door_main
-
-    return door_main(["serve", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

