@@ -663,13 +663,8 @@ class FaceDatabase:
             return
         matches = []
         for source, e in zip(sources, np.asarray(embeddings, dtype=np.float64)):
-            # float32 products over everyone (as nearest() ranks), exact float64 for the one reported
-            dots = (matrix @ e.astype(np.float32)).astype(np.float64)
-            if self.metric == "euclidean":
-                rough = np.sqrt(np.maximum(squared + e @ e - 2.0 * dots, 0.0))
-            else:
-                rough = 1.0 - dots / np.maximum(np.sqrt(squared) * np.linalg.norm(e), 1e-12)
-            per_person = np.minimum.reduceat(rough, starts[:-1])
+            # float32 ranking (as nearest() ranks), exact float64 for the one reported
+            per_person = self._rough_per_person(matrix, squared, starts, e)
             for j in np.argsort(per_person, kind="stable"):
                 if not is_match(per_person[j] - 1e-6, threshold):  # float32 ranking: 1e-6 slack, the exact distance decides
                     break
@@ -760,6 +755,17 @@ class FaceDatabase:
             raise ValueError(f"expected a unit embedding (L2 norm 1, as the encoder outputs), got norm {norm:.6g}")
         return e.reshape(-1)
 
+
+    def _rough_per_person(self, matrix, squared, starts, e) -> np.ndarray:
+        """Each person's smallest distance to ``e``, ranked with one float32 matrix-vector
+        product (memory-bound: float32 halves the bytes read); callers recompute the
+        distances they report in float64."""
+        dots = (matrix @ e.astype(np.float32)).astype(np.float64)
+        if self.metric == "euclidean":
+            rough = np.sqrt(np.maximum(squared + e @ e - 2.0 * dots, 0.0))
+        else:
+            rough = 1.0 - dots / np.maximum(np.sqrt(squared) * np.linalg.norm(e), 1e-12)
+        return np.minimum.reduceat(rough, starts[:-1])
     def nearest(self, embedding: np.ndarray, k: int = 1) -> list[tuple[str, float]]:
         """The ``k`` enrolled people nearest to an embedding, nearest first.
 
@@ -776,14 +782,8 @@ class FaceDatabase:
         if not names:
             raise EmptyDatabaseError(f"{self.name}: no one is enrolled yet (enrol someone first)")
         e = self._embedding(embedding)
-        # Rank everyone with one float32 matrix-vector product (memory-bound: float32
-        # halves the bytes read), then recompute the distances returned in float64.
-        dots = (matrix @ e.astype(np.float32)).astype(np.float64)
-        if self.metric == "euclidean":
-            rough = np.sqrt(np.maximum(squared + e @ e - 2.0 * dots, 0.0))
-        else:
-            rough = 1.0 - dots / np.maximum(np.sqrt(squared) * np.linalg.norm(e), 1e-12)
-        per_person = np.minimum.reduceat(rough, starts[:-1])
+        # Rank with float32 products, then recompute the distances returned in float64.
+        per_person = self._rough_per_person(matrix, squared, starts, e)
         k = max(1, min(int(k), len(names)))
         best = np.argpartition(per_person, k - 1)[:k] if k < len(names) else np.arange(len(names))
         exact = [float(distances_to(matrix[starts[i] : starts[i + 1]], e, self.metric).min()) for i in best]
