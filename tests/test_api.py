@@ -100,6 +100,14 @@ def _encoding(photo, model) -> np.ndarray:
     return fr_utils.img_to_encoding(photo, model)[0]
 
 
+def _assert_same_ranking(found: list[dict], expected: list[dict]) -> None:
+    """Same people, photos, boxes and verdicts in the same order; distances to 1e-6 (a photo
+    encoded twice may differ in the 8th digit: TensorFlow's threaded sums are not bit-reproducible)."""
+    assert [{k: v for k, v in r.items() if k != "distance"} for r in found] == \
+        [{k: v for k, v in r.items() if k != "distance"} for r in expected]
+    np.testing.assert_allclose([r["distance"] for r in found], [r["distance"] for r in expected], atol=1e-6)
+
+
 @pytest.mark.slow
 def test_verify_answers_as_the_step_by_step_pipeline(facenet):
     obama1, obama2, biden = sample_photo("Barack_Obama", 1), sample_photo("Barack_Obama", 2), sample_photo("Joseph_Biden", 1)
@@ -118,9 +126,11 @@ def test_verify_answers_as_the_step_by_step_pipeline(facenet):
     assert cosine["distance"] == pytest.approx(same["distance"] ** 2 / 2, abs=1e-6)
     assert cosine["threshold"] == pytest.approx(default_threshold("cosine")) and cosine["verified"] is True
 
-    # the rule at the edge: a threshold equal to the distance does not open
-    assert fr_utils.verify(obama1, obama2, facenet, threshold=same["distance"])["verified"] is False
-    assert fr_utils.verify(obama1, obama2, facenet, threshold=same["distance"] + 1e-6)["verified"] is True
+    # the threshold given is the one used, on either side of the distance. (The exact edge,
+    # distance == threshold, is is_match's, tested above with exact values: a photo encoded twice
+    # may differ in the 8th digit, as TensorFlow's threaded reductions are not bit-reproducible.)
+    assert fr_utils.verify(obama1, obama2, facenet, threshold=same["distance"] - 1e-4)["verified"] is False
+    assert fr_utils.verify(obama1, obama2, facenet, threshold=same["distance"] + 1e-4)["verified"] is True
 
 
 @pytest.mark.slow
@@ -179,7 +189,8 @@ def test_find_ranks_everyone_in_a_folder_a_mapping_and_a_database(facenet, tmp_p
     assert hopper["path"] == str(tmp_path / "Grace_Hopper.jpg")
 
     with pytest.warns(SkippedImagesWarning):
-        assert fr_utils.find(query, tmp_path, facenet, k=2) == ranked[:2]
+        top2 = fr_utils.find(query, tmp_path, facenet, k=2)
+    _assert_same_ranking(top2, ranked[:2])
 
     # a mapping {name: photos} and a database give the same ranking and distances
     with warnings.catch_warnings():
