@@ -24,6 +24,7 @@ from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
 from fr_utils.errors import NoFaceError
 from fr_utils.images import ImageSource, as_rgb_array, resize
+from fr_utils.matching import is_match
 
 # Ten distinct colours (matplotlib's tab10), one per group; cycled beyond ten.
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -214,7 +215,7 @@ def threshold_figure(
         plot_roc(fpr, tpr, ax=roc_ax, label=name)
         d, s = _finite(dist), np.asarray(same, dtype=bool)
         for k, t in enumerate(thresholds.values()):
-            accepted = d <= t
+            accepted = is_match(d, t)  # the door's rule: a match is distance < threshold
             roc_ax.plot(max(accepted[~s].mean(), 1e-4), accepted[s].mean(), marker="osD^"[k % 4],
                         color="black", markersize=5)
     roc_ax.set_ylim(0.5, 1.005)
