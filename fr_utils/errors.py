@@ -120,3 +120,8 @@ class SimilarNameWarning(UserWarning):
     def __init__(self, message: str, similar: str):
         super().__init__(message)
         self.similar = similar
+
+
+class DistillError(FrUtilsError, RuntimeError):
+    """``python -m fr_utils.distill`` cannot go on: a bad split, a workdir holding another run,
+    a missing or damaged checkpoint or export; the message names the file or value."""
