@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("root", metavar="ROOT")
     p.add_argument("--strict", action="store_true",
                    help="refuse (exit 2) a photo that matches another enrolled person, or a look-alike name")
-    p = command("verify", "is the person in IMAGE really NAME? prints the distance and OPEN or CLOSED")
+    p = command("verify", "is the person in IMAGE really NAME? prints the distance and OPEN or CLOSED "
+                "(NAME first; IMAGE NAME is read the other way round when NAME is enrolled and IMAGE a file)")
     p.add_argument("name", metavar="NAME")
     p.add_argument("image", metavar="IMAGE")
     p = command("identify", "who is in each IMAGE? prints the name, or 'unknown', and the distance")
@@ -206,7 +207,22 @@ def _enroll_tree(db: FaceDatabase, args, out: dict) -> int:
     return EXIT_OK
 
 
+def _verify_order(db: FaceDatabase, args) -> None:
+    """``verify IMAGE NAME``: swapped back (with a note) when only that reading makes sense, an error
+    saying the order otherwise; ``verify NAME IMAGE`` is left alone."""
+    if args.name in db or not Path(args.name).is_file():
+        return
+    if args.image in db and not Path(args.image).exists():  # unambiguous: a photo first, a name second
+        print(f"{PROG}: note: {args.name!r} is a file and {args.image!r} an enrolled name: read as "
+              f"'verify {args.image} {args.name}' (the order is NAME IMAGE)", file=sys.stderr)
+        args.name, args.image = args.image, args.name
+        return
+    raise _InputError(f"{args.name!r} is a file, not an enrolled name: the order is "
+                      f"'{PROG} verify NAME IMAGE' (the name first, then the photo)")
+
+
 def _verify(db: FaceDatabase, args, out: dict) -> int:
+    _verify_order(db, args)
     db._person_id(args.name)   # an unknown name, then a bad photo, before TensorFlow loads
     check_photo(args.image)
     distance, match = db.verify(args.image, args.name)

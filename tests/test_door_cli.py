@@ -403,3 +403,16 @@ def test_bad_arguments_and_files_fail_before_tensorflow_loads(tmp_path):
     assert (report["tensorflow"], report["keras"]) == (False, False)
     assert elapsed < 20, elapsed  # the interpreter and fr_utils' imports, on a loaded machine
     assert not new.exists()  # a refused enrolment creates no database file
+
+
+def test_verify_with_the_photo_first_says_the_order_or_reads_it_when_unambiguous(db, tmp_path, capsys):
+    """Issue #14 item 5: ``verify IMAGE NAME`` with an enrolled NAME is read as ``verify NAME IMAGE``
+    (a note says so); with a name nobody enrolled, the error says the order."""
+    code, out, err = run(capsys, "--db", db, "verify", OBAMA[1], "Barack_Obama")
+    assert code == EXIT_OK and out.startswith(f"OPEN: {OBAMA[1]} vs Barack_Obama"), (out, err)
+    assert f"read as 'verify Barack_Obama {OBAMA[1]}' (the order is NAME IMAGE)" in err
+    code, out, err = run(capsys, "--db", db, "verify", BIDEN, "Barack_Obama")
+    assert code == EXIT_NO and out.startswith(f"CLOSED: {BIDEN} vs Barack_Obama")
+    code, _, err = run(capsys, "--db", db, "verify", OBAMA[1], "Nobody")
+    assert code == EXIT_INPUT
+    assert f"{str(OBAMA[1])!r} is a file, not an enrolled name: the order is 'facedoor verify NAME IMAGE'" in err
