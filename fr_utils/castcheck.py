@@ -55,8 +55,8 @@ EXIT_WARNINGS = 3  # usable, but some distances lie on the wrong side of the thr
 EXIT_MODEL = 4     # the encoder's weights cannot be loaded
 
 EPILOG = f"""\
-DIR holds one folder per person, DIR/<name>/*.jpg (default: the shipped cast,
-fr_utils/cast/people). Problems make the cast unusable; warnings say where the
+DIR holds one folder per person, DIR/<name>/*.jpg (default: $FR_CAST_DIR, the
+course's cast, else the shipped fr_utils/cast/people). Problems make the cast unusable; warnings say where the
 door would answer wrongly with the default threshold (a match: distance < threshold).
 
 exit codes:
@@ -194,10 +194,11 @@ def _faces(report_: CastReport, min_face: int) -> list[tuple[str, Path, np.ndarr
 
 def check_cast(folder: str | Path | None = None, model=None, *, threshold: float | None = None,
                min_face: int = MIN_FACE, faces: bool = True, distances: bool = True) -> CastReport:
-    """Check a cast folder (``<folder>/<name>/*.jpg``; default: the shipped cast).
+    """Check a cast folder (``<folder>/<name>/*.jpg``; default: the course's cast).
 
     Args:
-        folder: the cast; ``None`` for ``fr_utils/cast/people``.
+        folder: the cast; ``None`` for the course's, :func:`fr_utils.data.people_dir`
+            (``$FR_CAST_DIR``, else the shipped ``fr_utils/cast/people``).
         model: the encoder (``fr_utils.load_facenet()`` when omitted).
         threshold: the L2 threshold the pairs are judged by; the model's by default.
         min_face: the smallest face accepted, in pixels (width and height of its box).
@@ -212,9 +213,9 @@ def check_cast(folder: str | Path | None = None, model=None, *, threshold: float
     from fr_utils.matching import check_threshold, default_threshold, distances_to, is_match
 
     if folder is None:
-        from fr_utils.data import cast_dir
+        from fr_utils.data import people_dir
 
-        folder = cast_dir() / "people"
+        folder = people_dir()
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"{folder}: not a folder (a cast is a folder of <name>/*.jpg)")
@@ -286,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="is DIR usable as the cast? names every problem",
                            description="Check that DIR (one folder per person) is usable as the course's cast.",
                            epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    check.add_argument("folder", nargs="?", metavar="DIR", help="the cast (default: the shipped one)")
+    check.add_argument("folder", nargs="?", metavar="DIR",
+                       help="the cast (default: $FR_CAST_DIR, else the shipped one)")
     check.add_argument("--threshold", type=float, metavar="T",
                        help="judge the pairs by this L2 threshold (default: the model's)")
     check.add_argument("--min-face", type=int, default=MIN_FACE, metavar="PX",

@@ -5,14 +5,24 @@ so an installed wheel has them wherever it lives; they are found through
 :func:`cast_dir` (``importlib.resources``), never through a path beside the package::
 
     cast_dir()                  the folder: people/<Name>/<Name>_000N.jpg, other/*.jpg, CREDITS.md
-    sample_cast()               {name: [photo paths]}, names and paths sorted
+    people_dir()                the course's cast: $FR_CAST_DIR, else cast_dir() / "people"
+    sample_cast()               {name: [photo paths]} of people_dir(), names and paths sorted
     sample_photo(name, n)       people/<name>/<name>_000<n>.jpg
     other_photo(filename)       other/<filename>: a photo without a face, one with two faces
+
+The cast the course uses is configured in ONE place, the environment variable
+``FR_CAST_DIR`` (a folder ``<name>/*.jpg``, checked by ``python -m fr_utils.cast check``),
+read only by :func:`people_dir`; everything else (the door notebook, its public checks,
+its hidden tests, the grader's references) asks :func:`sample_cast`.  ``other/`` (a photo
+without a face, one with two) always comes from the package.  docs/instructors.md says
+where to set it (``make course``, nbgrader, a hub's spawner); the grader's sandbox
+passes it on and mounts the folder read-only.
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import os
 from pathlib import Path
 
 from fr_utils.images import is_image_file
@@ -35,22 +45,45 @@ def cast_dir() -> Path:
     return root
 
 
+CAST_ENV = "FR_CAST_DIR"
+"""The environment variable naming the course's cast folder (unset or empty: the shipped cast)."""
+
+
+def people_dir() -> Path:
+    """The course's cast folder: ``$FR_CAST_DIR`` (made absolute) if set, else the shipped
+    ``cast_dir() / "people"``.  The only reader of :data:`CAST_ENV`.
+
+    Raises:
+        FileNotFoundError: ``$FR_CAST_DIR`` is set but is not a folder (names it and the variable).
+    """
+    configured = os.environ.get(CAST_ENV, "").strip()
+    if not configured:
+        return cast_dir() / "people"
+    folder = Path(configured).expanduser().absolute()
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{folder}: not a folder ({CAST_ENV}={configured!r} names the course's cast, one folder per "
+            f"person, <name>/*.jpg; unset it for the shipped cast)"
+        )
+    return folder
+
+
 def sample_cast(directory: Path | str | None = None) -> dict[str, list[Path]]:
     """The cast's photos by person: ``{name: [path, ...]}``, names and paths sorted.
 
-    ``directory`` holds one folder per person (default: the shipped cast, ``cast_dir() / "people"``).
+    ``directory`` holds one folder per person (default: the course's cast, :func:`people_dir`).
 
     Raises:
         FileNotFoundError: the folder is missing or holds no photos (names it).
     """
-    root = Path(directory) if directory is not None else cast_dir() / "people"
+    root = Path(directory) if directory is not None else people_dir()
     cast = {
         person.name: sorted(p for p in person.iterdir() if is_image_file(p))
         for person in sorted(root.iterdir()) if person.is_dir()
     } if root.is_dir() else {}
     cast = {name: photos for name, photos in cast.items() if photos}
     if not cast:
-        raise FileNotFoundError(f"{root}: the sample cast is missing (expected <Name>/<Name>_0001.jpg)")
+        raise FileNotFoundError(f"{root}: the cast is missing or holds no photos (expected <Name>/<Name>_0001.jpg)")
     return cast
 
 

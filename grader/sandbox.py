@@ -16,7 +16,8 @@ What the kernel sees:
   (``sys.base_prefix``) and the virtual environment (``sys.prefix``), those of the
   kernel's own Python when its spec names another (a student environment), the
   package folders of :attr:`SandboxKernelManager.packages` (fr_utils), the
-  weights folder and the sample cast (``images/``);
+  weights folder, the course's cast when ``$FR_CAST_DIR`` puts it outside the
+  package (the variable passed on as an absolute path);
 * read-write: a *copy* of the folder nbgrader runs the notebook in (its
   notebooks left out: the graded copy holds the hidden tests), a fresh home
   folder, a private /tmp (a size-limited tmpfs), the folder holding the
@@ -129,9 +130,22 @@ def weights_folder() -> str | None:
     return os.environ.get("FR_WEIGHTS_DIR")
 
 
+def cast_folder() -> str | None:
+    """The course's cast when configured outside the package (``$FR_CAST_DIR``), as a real
+    absolute path; None for the shipped cast, or when the setting names no folder (the
+    kernel then refuses it with fr_utils.data's message)."""
+    try:
+        from fr_utils.data import CAST_ENV, people_dir
+
+        return os.path.realpath(people_dir()) if os.environ.get(CAST_ENV, "").strip() else None
+    except Exception:  # noqa: BLE001 - no fr_utils, or a bad setting: nothing to expose
+        return None
+
+
 def resource_dirs() -> list[str]:
-    """fr_utils's data outside the package: the weights folder and (older layouts) ``images/``."""
-    paths = [weights_folder() or ""]
+    """fr_utils's data outside the package: the weights folder, the configured cast and (older
+    layouts) ``images/``."""
+    paths = [weights_folder() or "", cast_folder() or ""]
     for package in package_dirs(["fr_utils"]):
         paths.append(os.path.join(os.path.dirname(package), "images"))
     return _existing(paths)
@@ -401,6 +415,9 @@ class SandboxKernelManager(AsyncKernelManager):
         weights = weights_folder()
         if weights and os.path.isdir(weights):
             kw["env"].setdefault("FR_WEIGHTS_DIR", os.path.realpath(weights))
+        cast = cast_folder()
+        if cast:  # mounted read-only above; the kernel's cwd is the scratch, so a relative setting would miss
+            kw["env"]["FR_CAST_DIR"] = cast
         kw["cwd"] = self._scratch
         self.log.debug("Sandboxed kernel: %s", wrapped)
         return wrapped, kw

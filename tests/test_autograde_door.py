@@ -13,6 +13,8 @@ their messages, in test_door_notebook.py.
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 
 import pytest
@@ -39,6 +41,7 @@ from nbgrader_helpers import (
     error_outputs,
     grade_cells,
     secret_lines,
+    solution_code,
     with_sources,
 )
 
@@ -191,3 +194,101 @@ def test_graded_notebooks_hold_the_hints(cycle):
     hidden = cell_by_id(wrong_b, "verify_hidden")
     assert HIDDEN_BEGIN in hidden.source  # the hidden tests ran during grading
     assert error_outputs(hidden)[0]["evalue"].startswith("Hidden test: ")
+
+
+# -- another cast: six LFW people configured with FR_CAST_DIR (issue #14 item 1) ------------------
+
+LFW_CAST = {"Colin_Powell": 2, "Tony_Blair": 2, "Donald_Rumsfeld": 1, "Gerhard_Schroeder": 1,
+            "Ariel_Sharon": 1, "Hugo_Chavez": 1}
+"""People with several photos in LFW, each photo with one face (their first photos, sorted):
+none of them is in the shipped cast, and the names sort in another order."""
+
+# (student: (build_database, verify, who_is_it) sources; None: the instructor's own solution)
+# every typical mistake of door_submissions.py, each in one submission
+LFW_MISTAKES = {
+    "lfw-1": (WRONG_DATABASE["last_photo_for_all"], WRONG_VERIFY["greater_than"], WRONG_WHO["last_person"]),
+    "lfw-2": (WRONG_DATABASE["flattened"], WRONG_VERIFY["squared"], WRONG_WHO["largest"]),
+    "lfw-3": (WRONG_DATABASE["names_from_files"], WRONG_VERIFY["closest_person"],
+              WRONG_WHO["identity_always_returned"]),
+    "lfw-4": (HIDDEN_ONLY_DATABASE["cast_shortcut"], WRONG_VERIFY["threshold_hard_coded"],
+              WRONG_WHO["threshold_hard_coded"]),
+    "lfw-5": (HIDDEN_ONLY_DATABASE["model_ignored"], WRONG_VERIFY["unknown_identity_crashes"], WRONG_WHO["squared"]),
+    "lfw-6": (None, WRONG_VERIFY["door_open_as_string"], HIDDEN_ONLY_WHO["less_equal"]),
+    "lfw-7": (None, HIDDEN_ONLY_VERIFY["less_equal"], HIDDEN_ONLY_WHO["model_ignored"]),
+    "lfw-8": (None, HIDDEN_ONLY_VERIFY["model_ignored"], None),
+}
+CELLS = {"build_database": DATABASE_TESTS, "verify": VERIFY_TESTS, "who_is_it": WHO_TESTS}
+
+
+def test_every_typical_mistake_is_in_the_lfw_cycle():
+    used = {source for sources in LFW_MISTAKES.values() for source in sources if source is not None}
+    for group in (WRONG_DATABASE, WRONG_VERIFY, WRONG_WHO, HIDDEN_ONLY_DATABASE, HIDDEN_ONLY_VERIFY, HIDDEN_ONLY_WHO):
+        assert set(group.values()) <= used
+
+
+@pytest.fixture(scope="module")
+def lfw_cast(lfw_dir, tmp_path_factory):
+    """The six people's photos copied into a temporary cast folder, readable by the sandbox's user."""
+    from fr_utils.castcheck import check_cast
+
+    root = tmp_path_factory.mktemp("lfw_cast") / "cast"
+    for name, count in LFW_CAST.items():
+        photos = sorted((lfw_dir / name).glob("*.jpg"))[:count]
+        assert len(photos) == count, f"{lfw_dir / name}: fewer than {count} photos"
+        (root / name).mkdir(parents=True)
+        for photo in photos:
+            shutil.copyfile(photo, root / name / photo.name)
+            os.chmod(root / name / photo.name, 0o644)
+        os.chmod(root / name, 0o755)
+    os.chmod(root, 0o755)
+    report = check_cast(root, distances=False)
+    assert report.problems == [], report.problems
+    return root
+
+
+@pytest.fixture(scope="module")
+def lfw_cycle(lfw_cast, tmp_path_factory):
+    """ONE course and ONE autograde call with FR_CAST_DIR set: the instructor's solution and the
+    mistakes; nbgrader, its sandboxed kernels and the grader's references all see that cast."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("FR_DATASETS", raising=False)
+        patch.setenv("FR_CAST_DIR", str(lfw_cast))
+        course = Course.create(tmp_path_factory.mktemp("lfw_course"), ASSIGNMENT)
+        course.generate_assignment()
+        source, release = course.read_source(NOTEBOOK), course.read_release(NOTEBOOK)
+        own = {name: solution_code(cell_by_id(source, cell_id).source) for name, cell_id in SOLUTIONS.items()}
+        submissions = {"lfw-solution": (None, None, None), **LFW_MISTAKES}
+        for student, functions in submissions.items():
+            filled = {SOLUTIONS[name]: code if code is not None else own[name]
+                      for name, code in zip(SOLUTIONS, functions)}
+            course.submit(student, NOTEBOOK, with_sources(release, filled))
+        started = time.perf_counter()
+        course.autograde()
+        seconds = time.perf_counter() - started
+    print(f"\nautograded {len(submissions)} door submissions on six LFW people in {seconds:.1f} s")
+    return {"course": course, "submissions": submissions, "scores": course.scores(NOTEBOOK),
+            "max": course.max_scores(NOTEBOOK)}
+
+
+@pytest.mark.usefixtures("lfw_cast")
+def test_on_another_cast_the_solution_gets_full_marks_and_each_mistake_loses_points(lfw_cycle):
+    scores, top = lfw_cycle["scores"], lfw_cycle["max"]
+    assert set(scores) == set(lfw_cycle["submissions"])
+    assert scores["lfw-solution"] == top and sum(top.values()) == TOTAL
+    for student, functions in LFW_MISTAKES.items():
+        for name, code in zip(SOLUTIONS, functions):
+            lost = {cell for cell in CELLS[name] if scores[student][cell] < top[cell]}
+            if code is None:
+                assert lost == set(), f"{student}: a correct {name} lost points on {sorted(lost)}"
+            else:
+                assert lost, f"{student}: the mistake in {name} lost no points on the LFW cast"
+
+
+def test_on_another_cast_the_notebook_shows_its_people_not_the_shipped_ones(lfw_cycle, lfw_cast):
+    graded = lfw_cycle["course"].read_autograded("lfw-solution", NOTEBOOK)
+    printed = "".join(output.get("text", "") for cell in graded.cells if cell.cell_type == "code"
+                      for output in cell.get("outputs", []))
+    assert "Colin_Powell_0001.jpg, Colin_Powell_0002.jpg" in printed  # the listing of the first cell
+    assert "Barack_Obama" not in printed and "Joseph_Biden" not in printed
+    shortcut = error_outputs(cell_by_id(lfw_cycle["course"].read_autograded("lfw-4", NOTEBOOK), "database_hidden"))
+    assert "the cast's names, each with another photo than its own" in shortcut[0]["evalue"]

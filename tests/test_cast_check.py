@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -172,3 +173,80 @@ def test_a_cast_of_six_lfw_people_passes_and_a_mislabelled_one_does_not(lfw_dir,
     assert report.usable
     assert any(str(root / "Colin_Powell" / "Colin_Powell_9999.jpg") in w and "the same person" in w
                for w in report.warnings), report.warnings
+
+
+# --------------------------------------------------------------------------- the configured cast (FR_CAST_DIR)
+
+
+def _four_people(root: Path) -> Path:
+    """A usable-looking cast under other names, sorted in another order than the shipped one."""
+    cast = sample_cast()
+    return _cast(root, {"Zoe": cast["Barack_Obama"][:2], "Yann": cast["Joseph_Biden"], "Xena": cast["Grace_Hopper"],
+                        "Walt": cast["Eileen_Collins"], "Vera": cast["Barack_Obama"][2:]})
+
+
+def test_fr_cast_dir_is_the_one_setting_of_the_cast(tmp_path, monkeypatch):
+    from fr_utils.data import CAST_ENV, people_dir
+
+    assert CAST_ENV == "FR_CAST_DIR"
+    monkeypatch.delenv(CAST_ENV, raising=False)
+    assert people_dir() == cast_dir() / "people" and "Barack_Obama" in sample_cast()
+    root = _four_people(tmp_path / "staff")
+    monkeypatch.setenv(CAST_ENV, str(root))
+    assert people_dir() == root
+    assert sorted(sample_cast()) == ["Vera", "Walt", "Xena", "Yann", "Zoe"]
+    assert check_cast(faces=False).folder == root  # `python -m fr_utils.cast check` without DIR
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(CAST_ENV, "staff")  # relative: from the current folder, made absolute
+    assert people_dir() == root
+    monkeypatch.setenv(CAST_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match=r"nowhere: not a folder \(FR_CAST_DIR="):
+        sample_cast()
+    assert castcheck.main(["check"]) == EXIT_USAGE
+    monkeypatch.setenv(CAST_ENV, "")
+    assert people_dir() == cast_dir() / "people"
+
+
+def test_the_door_checks_and_hidden_cases_take_roles_from_the_configured_cast(tmp_path, monkeypatch):
+    from fr_utils.checks import door
+
+    root = _four_people(tmp_path / "staff")
+    monkeypatch.setenv("FR_CAST_DIR", str(root))
+    assert door.cast_name("twice") == "Zoe"  # the first, by name, with several photos
+    assert [door.cast_name(f"other:{j}") for j in range(5)] == ["Vera", "Walt", "Xena", "Yann", "Vera"]
+    assert door.cast_photo("twice:-1") == root / "Zoe" / "Barack_Obama_0002.jpg"
+    assert door.cast_photo("other:3:0") == root / "Yann" / "Joseph_Biden_0001.jpg"
+    assert door.cast_photo("cast:0:0") == root / "Vera" / "Barack_Obama_0003.jpg"
+    assert door.cast_photo("other/no_face_coffee.jpg") == other_photo("no_face_coffee.jpg")
+    assert door.cast_threshold("+0.04", 0.7) == pytest.approx(0.74) and door.cast_threshold(1.25, 0.7) == 1.25
+    assert door.cast_threshold("-0.9", 0.7) == 0.01
+    with pytest.raises(ValueError, match="not a cast role"):
+        door.cast_name("Barack_Obama")
+    photos = [*sorted(root.rglob("*.jpg")), other_photo("two_faces_hopper_collins.jpg")]
+    fake = {str(p): np.eye(1, 8, i, dtype=np.float32) for i, p in enumerate(photos)}  # orthogonal: sqrt(2) apart
+    cases = door.verify_cases(lambda path: fake[str(path)])
+    assert cases["verify/cast/same"][:2] == (str(root / "Zoe" / "Barack_Obama_0002.jpg"), "Zoe")
+    assert cases["verify/cast/other"][1] == "Zoe" and "Vera" in cases["verify/cast/other"][0]
+    assert set(door.database_cases()["database/cast"][0]) == {"Vera", "Walt", "Xena", "Yann", "Zoe"}
+    # the grader's hidden verify cases: the claimed person's reference distance +/- the margin
+    from grader.cases import DOOR_VERIFY_HIDDEN
+
+    inputs = door.verify_hidden_inputs(DOOR_VERIFY_HIDDEN, lambda path: fake[str(path)])
+    assert [claim for _, claim, _, _ in inputs] == ["Zoe", "Zoe", "Vera", "Vera", "Xena", "Vera"]
+    assert inputs[0][3] == pytest.approx(2 ** 0.5 + 0.04) and inputs[1][3] == pytest.approx(2 ** 0.5 - 0.16)
+    assert inputs[-1][2] == {}
+
+
+def test_the_sandbox_mounts_the_configured_cast_and_passes_it_on(tmp_path, monkeypatch):
+    from grader import sandbox
+
+    monkeypatch.delenv("FR_CAST_DIR", raising=False)
+    assert sandbox.cast_folder() is None
+    root = _four_people(tmp_path / "staff")
+    (tmp_path / "link").symlink_to(root)
+    monkeypatch.setenv("FR_CAST_DIR", str(tmp_path / "link"))
+    assert sandbox.cast_folder() == str(root)  # the real folder: bwrap mounts it at that path
+    assert str(root) in sandbox.resource_dirs()
+    assert sandbox.sandbox_env({"FR_CAST_DIR": str(root), "SECRET": "x"}).get("FR_CAST_DIR") == str(root)
+    monkeypatch.setenv("FR_CAST_DIR", str(tmp_path / "nowhere"))
+    assert sandbox.cast_folder() is None  # nothing to mount: the kernel refuses the setting itself

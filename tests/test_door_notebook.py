@@ -123,8 +123,9 @@ def test_faces_on_screen_the_staff_and_each_shot_with_the_doors_answer(source):
     assert after("def who_is_it(", cells[2])
 
     cast = checks.sample_cast()
+    assert checks.cast_name("twice") == "Barack_Obama"  # the shipped cast: the first with several photos
     answers = {"Barack_Obama_0002.jpg": (0.71, True), "Barack_Obama_0003.jpg": (0.66, True),
-               "Joseph_Biden_0001.jpg": (1.38, False)}
+               "Eileen_Collins_0001.jpg": (1.38, False)}
 
     def verify(image_path, identity, database, model):
         return answers.get(Path(image_path).name, (np.inf, False)) if identity in database else (np.inf, False)
@@ -134,7 +135,7 @@ def test_faces_on_screen_the_staff_and_each_shot_with_the_doors_answer(source):
             raise fr_utils.NoFaceError(f"{image_path}: no face found")
         return (0.66, "Barack_Obama") if "Obama" in image_path else (1.3, None)
 
-    namespace = {"CAST": cast, "OTHER": cast_dir() / "other", "database": {n: None for n in cast}, "model": None,
+    namespace = {"CAST": cast, "TWICE": "Barack_Obama", "OTHER": cast_dir() / "other", "database": {n: None for n in cast}, "model": None,
                  "THRESHOLD": THRESHOLD, "verify": verify, "who_is_it": who_is_it, "fr_utils": fr_utils}
     with contextlib.redirect_stdout(io.StringIO()):
         shown = [_run_cell(cell.source, namespace) for cell in cells]
@@ -142,9 +143,45 @@ def test_faces_on_screen_the_staff_and_each_shot_with_the_doors_answer(source):
     assert [ax.get_xlabel() for ax in shown[0].axes] == sorted(cast)
     assert [ax.get_title() for ax in shown[1].axes] == [
         "badge Barack_Obama\nBarack_Obama_0002.jpg: 0.71, OPEN", "badge Barack_Obama\nBarack_Obama_0003.jpg: 0.66, OPEN",
-        "badge Barack_Obama\nJoseph_Biden_0001.jpg: 1.38, CLOSED"]
+        "badge Barack_Obama\nEileen_Collins_0001.jpg: 1.38, CLOSED"]
     assert [ax.get_title() for ax in shown[2].axes] == [
         "Barack_Obama, 0.66: OPEN", "unknown, 1.30: CLOSED", "no face: CLOSED"]
+
+
+@pytest.mark.slow
+def test_the_first_cell_refuses_a_bad_cast_with_the_cast_checks_words(source, facenet, tmp_path, monkeypatch):
+    """Issue #14, bad input: FR_CAST_DIR naming a cast with a photo of two people, one without a
+    face, an unreadable file, a person without photos and names differing only in case: the
+    notebook stops at its first cell with every message of ``python -m fr_utils.cast check``."""
+    import shutil
+
+    from fr_utils.castcheck import check_cast
+    from fr_utils.data import other_photo
+    from fr_utils.errors import DatasetError
+
+    cast = checks.sample_cast()
+    root = tmp_path / "cast"
+    for name, photos in {"Ada": [other_photo("two_faces_hopper_collins.jpg")], "Bob": [other_photo("no_face_coffee.jpg")],
+                         "Cy": [], "Dee": [], "dee": cast["Barack_Obama"][:2], "Eve": cast["Joseph_Biden"]}.items():
+        (root / name).mkdir(parents=True)
+        for photo in photos:
+            shutil.copy(photo, root / name / photo.name)
+    (root / "Cy" / "scan.jpg").write_bytes(b"not a jpeg")
+    monkeypatch.setenv("FR_CAST_DIR", str(root))
+    monkeypatch.setattr(fr_utils, "load_facenet", lambda *args, **kwargs: facenet)
+    first = next(c.source for c in source.cells if "require_usable_cast" in c.source)
+    assert first is next(c.source for c in source.cells if c.cell_type == "code")
+    code = "\n".join(line for line in first.splitlines() if not line.startswith("%"))
+    with pytest.raises(DatasetError) as refused, contextlib.redirect_stdout(io.StringIO()) as printed:
+        exec(compile(code, "<first cell>", "exec"), {})
+    problems = check_cast(root, distances=False).problems
+    assert len(problems) == 5 and printed.getvalue() == ""  # refused before anything is listed
+    assert str(refused.value).startswith(f"{root} is not usable as the cast (5 problem(s))")
+    for problem in problems:
+        assert problem in str(refused.value)
+    for words in ("2 faces found", "no face found", "not an image file", "no photos in this person's folder",
+                  "differ only in case"):
+        assert words in str(refused.value)
 
 
 # -- the checks' own pieces -------------------------------------------------------------

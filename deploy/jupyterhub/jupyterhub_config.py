@@ -69,6 +69,8 @@ environment = {
 }
 if S.get("weights_dir"):  # the instructor's (autograding) kernels
     environment["FR_WEIGHTS_DIR"] = S["weights_dir"]
+if os.environ.get("FR_CAST_DIR"):  # the course's cast, for every user's kernels (docs/instructors.md)
+    environment["FR_CAST_DIR"] = os.path.abspath(os.environ["FR_CAST_DIR"])
 c.Spawner.environment = environment
 
 

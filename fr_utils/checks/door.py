@@ -2,7 +2,7 @@
 
 Exercise 1, ``build_database(image_paths_by_name, model)``::
 
-    check_database_cast        the sample cast, one photo each: {name: (1, 512) encoding}
+    check_database_cast        the cast, one photo each: {name: (1, 512) encoding}
     check_database_names       the names come from the dict (not the files), any number of people
 
 Exercise 2, ``verify(image_path, identity, database, model, threshold)``::
@@ -38,14 +38,12 @@ import numpy as np
 
 from fr_utils.checks._record import record
 from fr_utils.checks._runner import call_with_time_limit
-from fr_utils.data import cast_dir, sample_cast
-
-CAST_DIR = cast_dir() / "people"
-"""The sample cast shipped in the package: ``<Name>/<Name>_000N.jpg`` (see fr_utils.data)."""
+from fr_utils.data import cast_dir, people_dir, sample_cast
+from fr_utils.errors import DatasetError
 
 CHECK_THRESHOLD = 1.0
-"""The threshold the cast checks pass: every same-person L2 distance of the cast
-is below 0.75 and every different-person distance above 1.2."""
+"""The threshold of the public checks on the cast (the expected answers are computed
+from the cast's photos at check time, whichever side of it they fall)."""
 
 _ATOL = 1e-4  # float32 embeddings of length 1: distances agree to ~1e-6
 
@@ -55,7 +53,7 @@ six photos, on a busy 2-core CPU."""
 
 
 # --------------------------------------------------------------------------
-# The sample cast and reference encodings
+# The cast and reference encodings
 # --------------------------------------------------------------------------
 
 
@@ -72,8 +70,69 @@ def reference_encoding(path: Path | str, model) -> np.ndarray:
     return _ENCODINGS[key]
 
 
-def _photo(name: str, index: int = 0) -> str:
-    return str(sample_cast()[name][index])
+# The cast is the course's (fr_utils.data.sample_cast(): $FR_CAST_DIR, else the shipped one):
+# no check names a person.  The roles are derived from its sorted listing:
+#   "twice"       the first person with two or more photos (the same-person pairs)
+#   "other:<j>"   the j-th of the others (modulo their number)
+# and photos are written "twice:<k>", "other:<j>:<k>" (that person's k-th photo, modulo their
+# number), "cast:<j>:<k>" (the listing's j-th person) or a path below cast_dir() ("other/...":
+# the shipped photos without a face and with two faces, whatever the cast).
+
+
+def cast_people() -> list[tuple[str, list[Path]]]:
+    """The cast's ``[(name, [photos])]``, sorted by name."""
+    return sorted(sample_cast().items())
+
+
+def _twice_and_others() -> tuple[tuple[str, list[Path]], list[tuple[str, list[Path]]]]:
+    people = cast_people()
+    for index, (name, photos) in enumerate(people):
+        if len(photos) >= 2:
+            return (name, photos), people[:index] + people[index + 1:]
+    raise DatasetError(f"{people_dir()}: nobody in the cast has 2 or more photos "
+                       "(python -m fr_utils.cast check names what the cast needs)")
+
+
+def cast_name(spec: str) -> str:
+    """The name a role stands for: ``"twice"`` or ``"other:<j>"`` (see above)."""
+    twice, others = _twice_and_others()
+    if spec == "twice":
+        return twice[0]
+    kind, _, j = spec.partition(":")
+    if kind == "other" and j.lstrip("-").isdigit() and others:
+        return others[int(j) % len(others)][0]
+    raise ValueError(f"{spec!r}: not a cast role (expected 'twice' or 'other:<j>')")
+
+
+def cast_photo(spec: str) -> Path:
+    """The photo a spec stands for: ``"twice:<k>"``, ``"other:<j>:<k>"``, ``"cast:<j>:<k>"``, or a
+    path below ``fr_utils.data.cast_dir()`` (the shipped ``other/`` photos)."""
+    parts = str(spec).split(":")
+    if len(parts) == 1:
+        return cast_dir() / spec
+    twice, others = _twice_and_others()
+    if parts[0] == "twice" and len(parts) == 2:
+        photos = twice[1]
+    elif parts[0] == "other" and len(parts) == 3:
+        photos = others[int(parts[1]) % len(others)][1]
+    elif parts[0] == "cast" and len(parts) == 3:
+        people = cast_people()
+        photos = people[int(parts[1]) % len(people)][1]
+    else:
+        raise ValueError(f"{spec!r}: not a cast photo (expected 'twice:<k>', 'other:<j>:<k>' or 'cast:<j>:<k>')")
+    return photos[int(parts[-1]) % len(photos)]
+
+
+def cast_threshold(spec, distance: float) -> float:
+    """A threshold: a number as it is, or ``"+0.04"`` / ``"-0.16"``: that much above or below
+    ``distance`` (the reference distance of the case), never under 0.01."""
+    if isinstance(spec, str):
+        return max(0.01, float(distance) + float(spec))
+    return float(spec)
+
+
+def _photo(spec: str) -> str:
+    return str(cast_photo(spec))
 
 
 def at_distance(encoding: np.ndarray, distances, seed: int = 0) -> list[np.ndarray]:
@@ -171,9 +230,8 @@ def database_cases() -> dict[str, tuple[dict[str, str], str]]:
     cast = sample_cast()
     return {
         "database/cast": ({name: str(photos[0]) for name, photos in cast.items()},
-                          "The sample cast, one photo per person"),
-        "database/names": ({"Admiral Hopper": str(cast["Grace_Hopper"][0]),
-                            "the 44th president": str(cast["Barack_Obama"][1])},
+                          "The cast, one photo per person"),
+        "database/names": ({"the admiral": _photo("other:0:0"), "the new intern": _photo("twice:1")},
                            "Two people under names unrelated to their file names"),
     }
 
@@ -222,7 +280,7 @@ def _expect_database(build_database: Callable, key: str, model) -> dict:
 
 
 def check_database_cast(build_database: Callable, model) -> dict[str, np.ndarray]:
-    """The sample cast, one photo each (the first): every name with its photo's encoding.
+    """The cast, one photo each (the first): every name with its photo's encoding.
 
     Returns the database, so the notebook can use it."""
     return _expect_database(build_database, "database/cast", model)
@@ -252,7 +310,7 @@ def _door(value, name: str = "verify") -> bool:
 
 
 def _cast_database(encode: Callable) -> tuple[dict, dict]:
-    """The sample cast ``{name: [photos]}`` and its door database ``{name: encode(first photo)}``."""
+    """The cast ``{name: [photos]}`` and its door database ``{name: encode(first photo)}``."""
     cast = sample_cast()
     return cast, {name: encode(photos[0]) for name, photos in cast.items()}
 
@@ -261,19 +319,20 @@ def verify_cases(encode: Callable) -> dict[str, tuple]:
     """The public verify cases, ``{record key: (photo, identity, database, threshold, situation)}``;
     ``encode(path)`` gives a photo's encoding (the databases are built around them)."""
     cast, database = _cast_database(encode)
-    hopper = str(cast["Grace_Hopper"][0])
+    anchor = _photo("other:1:0")
     names = ["ada", "grace", "hedy", "katherine"]
-    known = dict(zip(names, at_distance(encode(hopper), [0.35, 0.8, 0.6, 1.3], seed=1)))
+    known = dict(zip(names, at_distance(encode(anchor), [0.35, 0.8, 0.6, 1.3], seed=1)))
     details = ("A database at known distances (ada 0.35, grace 0.8, hedy 0.6, katherine 1.3), "
                "the photo claiming to be 'grace'")
+    twice, same, other = cast_name("twice"), cast_photo("twice:1"), cast_photo("other:0:0")
     return {
-        "verify/cast/same": (str(cast["Barack_Obama"][1]), "Barack_Obama", database, CHECK_THRESHOLD,
-                             "Barack_Obama_0002.jpg claiming to be Barack_Obama"),
-        "verify/cast/other": (str(cast["Joseph_Biden"][0]), "Barack_Obama", database, CHECK_THRESHOLD,
-                              "Joseph_Biden_0001.jpg claiming to be Barack_Obama"),
-        "verify/details/0.7": (hopper, "grace", known, 0.7, details),
-        "verify/details/0.9": (hopper, "grace", known, 0.9, details),
-        "verify/details/nobody": (hopper, "nobody", known, 0.9, "an identity not in the database"),
+        "verify/cast/same": (str(same), twice, database, CHECK_THRESHOLD,
+                             f"{same.name} claiming to be {twice}"),
+        "verify/cast/other": (str(other), twice, database, CHECK_THRESHOLD,
+                              f"{other.name} claiming to be {twice}"),
+        "verify/details/0.7": (anchor, "grace", known, 0.7, details),
+        "verify/details/0.9": (anchor, "grace", known, 0.9, details),
+        "verify/details/nobody": (anchor, "nobody", known, 0.9, "an identity not in the database"),
     }
 
 
@@ -328,7 +387,8 @@ def _expect_verify(verify: Callable, key: str, model) -> None:
 
 
 def check_verify_cast(verify: Callable, model) -> None:
-    """Obama's second photo against Obama's first (open), and Biden claiming to be Obama (shut)."""
+    """The cast enrolled with first photos: the second photo of the person with several,
+    claiming to be them, then another person's photo claiming to be them."""
     _expect_verify(verify, "verify/cast/same", model)
     _expect_verify(verify, "verify/cast/other", model)
 
@@ -366,19 +426,19 @@ def who_is_it_cases(encode: Callable) -> dict[str, tuple]:
     """The public who_is_it cases, ``{record key: (photo, database, threshold, situation)}``;
     ``encode(path)`` gives a photo's encoding (the databases are built around them)."""
     cast, database = _cast_database(encode)
-    obama = str(cast["Barack_Obama"][1])
+    twice, photo = cast_name("twice"), cast_photo("twice:1")
     cases = {
-        "who/cast/all": (obama, database, CHECK_THRESHOLD, "Barack_Obama_0002.jpg, the cast in the database"),
-        "who/cast/strangers": (obama, {name: e for name, e in database.items() if name != "Barack_Obama"},
-                               CHECK_THRESHOLD, "Barack_Obama_0002.jpg, a database without Obama"),
+        "who/cast/all": (str(photo), database, CHECK_THRESHOLD, f"{photo.name}, the cast in the database"),
+        "who/cast/strangers": (str(photo), {name: e for name, e in database.items() if name != twice},
+                               CHECK_THRESHOLD, f"{photo.name}, a database without {twice}"),
     }
-    collins = str(cast["Eileen_Collins"][0])
+    collins = _photo("other:2:0")
     names = ["amelia", "bessie", "eileen", "mae", "sally"]
     for index, distances in enumerate(([0.9, 1.2, 0.3, 0.8, 1.1], [0.4, 1.1, 0.9, 1.2, 0.8],
                                        [0.9, 1.2, 0.7, 1.1, 0.5])):
         cases[f"who/closest/{index}"] = (collins, dict(zip(names, at_distance(encode(collins), distances, seed=2))),
                                          0.75, f"Five people at distances {distances}")
-    biden = str(cast["Joseph_Biden"][0])
+    biden = _photo("other:0:0")
     pair = dict(zip(["joe", "kamala"], at_distance(encode(biden), [0.5, 1.1], seed=3)))
     for threshold in (0.6, 0.4):
         cases[f"who/threshold/{threshold}"] = (biden, pair, threshold, "joe at distance 0.5, kamala at 1.1")
@@ -451,8 +511,8 @@ def _expect_who(who_is_it: Callable, key: str, model) -> None:
 
 
 def check_who_is_it_cast(who_is_it: Callable, model) -> None:
-    """The cast (first photos): Obama's second photo is Obama; without Obama in the
-    database, the same photo is nobody's."""
+    """The cast (first photos): the second photo of the person with several is theirs; without
+    them in the database, the same photo is nobody's."""
     _expect_who(who_is_it, "who/cast/all", model)
     _expect_who(who_is_it, "who/cast/strangers", model)
 
@@ -486,21 +546,21 @@ def check_who_is_it_threshold(who_is_it: Callable, model) -> None:
 
 def check_database_runs(build_database: Callable, model) -> None:
     """``build_database`` runs on one photo and returns a dict."""
-    result, _ = _call(build_database, {"x": _photo("Joseph_Biden")}, model)
+    result, _ = _call(build_database, {"x": _photo("other:0:0")}, model)
     if not isinstance(result, dict):
         raise AssertionError(f"build_database returned {type(result).__name__}, not a dict.")
 
 
 def check_verify_runs(verify: Callable, model) -> None:
     """``verify`` runs and returns a pair."""
-    path = _photo("Joseph_Biden")
+    path = _photo("other:0:0")
     database = {"joe": reference_encoding(path, model)}
     _pair(_call(verify, path, "joe", database, model, threshold=CHECK_THRESHOLD)[0], "verify", "dist", "door_open")
 
 
 def check_who_is_it_runs(who_is_it: Callable, model) -> None:
     """``who_is_it`` runs and returns a pair."""
-    path = _photo("Joseph_Biden")
+    path = _photo("other:0:0")
     database = {"joe": reference_encoding(path, model)}
     _pair(_call(who_is_it, path, database, model, threshold=CHECK_THRESHOLD)[0], "who_is_it", "min_dist", "identity")
 
@@ -517,27 +577,37 @@ def _quiet_call(function: Callable, *args: Any, **kwargs: Any) -> Any:
         return call_with_time_limit(function, *args, seconds=HIDDEN_TIME_LIMIT_S, **kwargs)
 
 
-def cast_photo(relative: str) -> Path:
-    """A photo of the shipped cast by its path below ``fr_utils.data.cast_dir()``."""
-    return cast_dir() / relative
-
-
 def record_database_cases(build_database: Callable, model, people) -> None:
-    """Record ``build_database`` on one dict built from ``(name, photo, "path" or "str")``
-    entries (photo relative to the cast folder).  Decides nothing: the grader compares."""
+    """Record ``build_database`` on one dict built from ``(name, photo spec, "path" or "str")``
+    entries (:func:`cast_photo`).  Decides nothing: the grader compares."""
     paths = {name: cast_photo(photo) if how == "path" else str(cast_photo(photo)) for name, photo, how in people}
     record("database/hidden", _quiet_call(build_database, paths, model))
 
 
+def verify_hidden_inputs(cases, encode: Callable) -> list[tuple[str, str, dict, float]]:
+    """``(photo path, claimed name, database, threshold)`` for ``(photo spec, claimed role,
+    threshold spec)`` cases (:func:`cast_photo`, :func:`cast_name`, :func:`cast_threshold`, the
+    latter relative to the photo's reference distance to the claimed person): the cast enrolled
+    with each person's LAST photo; a photo of None: the claimed person's first photo against an
+    empty database.  ``encode(path)`` gives the reference encodings."""
+    enrolled = {name: encode(photos[-1]) for name, photos in sample_cast().items()}
+    inputs = []
+    for photo, role, threshold in cases:
+        claim = cast_name(role)
+        if photo is None:
+            inputs.append((str(sample_cast()[claim][0]), claim, {}, cast_threshold(threshold, 1.0)))
+            continue
+        path = str(cast_photo(photo))
+        d = _distance(encode(path), enrolled[claim])
+        inputs.append((path, claim, enrolled, cast_threshold(threshold, d)))
+    return inputs
+
+
 def record_verify_cases(verify: Callable, model, cases) -> None:
-    """Record ``verify`` on ``(photo, claimed identity, threshold)`` cases, the threshold given
-    by position, against the cast enrolled with each person's LAST photo; a photo of None
-    uses an empty database (Biden's photo, his badge).  Decides nothing."""
-    cast = sample_cast()
-    enrolled = {name: reference_encoding(photos[-1], model) for name, photos in cast.items()}
-    for index, (photo, claim, threshold) in enumerate(cases):
-        database = enrolled if photo is not None else {}
-        path = str(cast_photo(photo)) if photo is not None else str(cast["Joseph_Biden"][0])
+    """Record ``verify`` on :func:`verify_hidden_inputs`, the threshold given by position.
+    Decides nothing."""
+    inputs = verify_hidden_inputs(cases, lambda photo: reference_encoding(photo, model))
+    for index, (path, claim, database, threshold) in enumerate(inputs):
         try:
             result = _quiet_call(verify, path, claim, database, model, threshold)
         except KeyError as error:
@@ -565,17 +635,28 @@ def visitor_databases(encoding: np.ndarray, seed: int, cases) -> list[dict[str, 
     return databases
 
 
-def record_who_is_it_cases(who_is_it: Callable, model, query: str, seed: int, cases) -> None:
-    """Record ``who_is_it`` (threshold by position) on ``("visitors", k, threshold)`` cases, the
-    ``query`` photo against a database of k visitors (:func:`visitor_databases`), and on
-    ``("cast", photo, threshold)`` cases, against the cast's first photos.  Decides nothing."""
+def who_hidden_inputs(query: str, seed: int, cases, encode: Callable) -> list[tuple[str, dict, float]]:
+    """``(photo path, database, threshold)`` for ``("visitors", k, threshold)`` cases, the
+    ``query`` photo spec against a database of k visitors (:func:`visitor_databases`), and for
+    ``("cast", photo spec, threshold spec)`` cases, against the cast's first photos (a relative
+    threshold: from the smallest reference distance).  ``encode(path)`` gives the encodings."""
     path = str(cast_photo(query))
     visitors = [(k, threshold) for kind, k, threshold in cases if kind == "visitors"]
-    databases = iter(visitor_databases(reference_encoding(path, model), seed, visitors))
-    first = {name: reference_encoding(photos[0], model) for name, photos in sample_cast().items()}
-    for index, (kind, what, threshold) in enumerate(cases):
+    databases = iter(visitor_databases(encode(path), seed, visitors))
+    first = {name: encode(photos[0]) for name, photos in sample_cast().items()}
+    inputs = []
+    for kind, what, threshold in cases:
         if kind == "visitors":
-            result = _quiet_call(who_is_it, path, next(databases), model, threshold)
+            inputs.append((path, next(databases), float(threshold)))
         else:
-            result = _quiet_call(who_is_it, str(cast_photo(what)), first, model, threshold)
-        record(f"who/hidden/{index}", result)
+            photo = str(cast_photo(what))
+            nearest = min(_distance(encode(photo), e) for e in first.values())
+            inputs.append((photo, first, cast_threshold(threshold, nearest)))
+    return inputs
+
+
+def record_who_is_it_cases(who_is_it: Callable, model, query: str, seed: int, cases) -> None:
+    """Record ``who_is_it`` (threshold by position) on :func:`who_hidden_inputs`.  Decides nothing."""
+    inputs = who_hidden_inputs(query, seed, cases, lambda photo: reference_encoding(photo, model))
+    for index, (path, database, threshold) in enumerate(inputs):
+        record(f"who/hidden/{index}", _quiet_call(who_is_it, path, database, model, threshold))
