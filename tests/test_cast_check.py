@@ -105,6 +105,7 @@ def test_every_photo_problem_is_named(tmp_path, capsys):
                  "Joseph_Biden": [other_photo("two_faces_hopper_collins.jpg"), other_photo("no_face_coffee.jpg")],
                  "bob": cast["Barack_Obama"][2:], "Bob": []})
     (root / "Bob" / "broken.jpg").write_text("not a picture")
+    (root / "Eve").mkdir()  # a person without photos
     small = Image.open(cast["Joseph_Biden"][0])
     small.resize((small.width // 3, small.height // 3)).save(root / "bob" / "small_face.jpg")
     shutil.copy(cast["Grace_Hopper"][0], root / "stray.jpg")
@@ -119,6 +120,7 @@ def test_every_photo_problem_is_named(tmp_path, capsys):
         f"{root / 'Joseph_Biden' / 'two_faces_hopper_collins.jpg'}: 2 faces found",
         f"{root / 'Joseph_Biden' / 'no_face_coffee.jpg'}: no face found",
         f"{root / 'bob' / 'small_face.jpg'}: the face is",
+        f"{root / 'Eve'}: no photos in this person's folder",
     ]
     for message in expected:
         assert sum(message in line for line in problems) == 1, (message, out)
@@ -128,7 +130,7 @@ def test_every_photo_problem_is_named(tmp_path, capsys):
 
     with pytest.raises(DatasetError) as err:
         castcheck.require_usable_cast(root, distances=False)
-    assert f"{root} is not usable as the cast (6 problem(s))" in str(err.value)
+    assert f"{root} is not usable as the cast (7 problem(s))" in str(err.value)
     assert all(message in str(err.value) for message in expected)
 
 
