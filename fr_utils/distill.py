@@ -9,6 +9,7 @@ same face crop the door pipeline cuts (MTCNN box plus margin). Command line::
     python -m fr_utils.distill train    [--workdir DIR] [--epochs N] [--batch-size 64] [--lr 1e-3] [--seed 0]
     python -m fr_utils.distill evaluate [--workdir DIR]
     python -m fr_utils.distill export   [--workdir DIR] [--out DIR]
+    python -m fr_utils.distill status   [--workdir DIR]
 
 ``prepare`` splits LFW by the folds of View 2 (``pairs.txt``; its 10 folds share no
 person): the people of the held-out folds are kept for evaluation only, and every
@@ -782,6 +783,23 @@ def load_student(directory: str | os.PathLike, name: str = EXPORT_NAME):
     return model, manifest
 
 
+def status(workdir: str | os.PathLike) -> dict:
+    """Where a run stands: prepared chunks (done / all), training state and its history."""
+    workdir = Path(workdir).expanduser()
+    out = _prepared(workdir)
+    meta = _read_json(out / "split.json", "prepared split (run `python -m fr_utils.distill prepare` first)")
+    n_chunks = math.ceil(len(meta["train_files"]) / CHUNK)
+    done = sum((out / f"train-{c:04d}.npz").exists() for c in range(n_chunks))
+    res = {"workdir": str(workdir), "split": meta["split"], "prepared_chunks": f"{done}/{n_chunks}",
+           "eval_crops": (out / "eval.npz").exists(), "prepare_complete": bool(meta.get("complete")),
+           "teacher_seconds": meta.get("teacher_seconds")}
+    state = read_state(workdir)
+    if state is not None:
+        res["training"] = {k: state[k] for k in ("epoch", "step", "global_step", "seed", "batch_size", "lr",
+                                                 "seconds", "history")}
+    return res
+
+
 # --------------------------------------------------------------------------- command line
 
 
@@ -815,6 +833,8 @@ def _parser() -> argparse.ArgumentParser:
     common(q)
     q.add_argument("--no-speed", action="store_true")
     q.add_argument("--no-teacher", action="store_true")
+    q = sub.add_parser("status", help="how far prepare and train are")
+    common(q)
     q = sub.add_parser("export", help="write the weights and the manifest")
     common(q)
     q.add_argument("--out", type=Path, required=True, help="the weights folder to write into")
@@ -838,6 +858,8 @@ def main(argv: list[str] | None = None) -> int:
                           checkpoint_minutes=args.checkpoint_minutes, max_steps=args.steps,
                           log=lambda s: print(s, flush=True))
             print(f"checkpoint: epoch {state['epoch']}, step {state['step']} ({workdir / 'state.json'})")
+        elif args.command == "status":
+            print(json.dumps(status(workdir), indent=1))
         elif args.command == "evaluate":
             res = evaluate(workdir, speed=not args.no_speed, teacher_accuracy=not args.no_teacher,
                            progress=not args.quiet)

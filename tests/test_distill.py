@@ -77,9 +77,16 @@ def test_window_of_scale_one_is_the_door_crop(lfw_dir):
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory, lfw_dir, pairs_file) -> Path:
+def teacher():
+    from fr_utils.weights import load_facenet
+
+    return load_facenet(name=distill.TEACHER)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, lfw_dir, pairs_file, teacher) -> Path:
     work = tmp_path_factory.mktemp("distill") / "prepared-run"
-    summary = distill.prepare(work, lfw_dir, pairs_file, "3,5,8", limit=6, progress=False)
+    summary = distill.prepare(work, lfw_dir, pairs_file, "3,5,8", limit=6, teacher=teacher, progress=False)
     assert summary["train_images"] == 6 and summary["eval_pairs"] == 3 * 2 * 6  # 6 same, 6 different a fold
     return work
 
@@ -96,6 +103,29 @@ def test_prepare_caches_unit_targets_of_crop_and_mirror(prepared, lfw_dir, pairs
         assert (z["boxes"][:, 2:] > 40).all()  # every held-out photo's face box was kept
     # a second prepare of the same split finds it complete and computes nothing
     assert distill.prepare(prepared, lfw_dir, pairs_file, "3,5,8", limit=6, teacher=False)["train_images"] == 6
+
+
+def test_targets_are_the_teachers_embeddings_of_the_door_crop(prepared, lfw_dir, teacher):
+    """The cached targets equal what the LFW pipeline (embed_files: central face, confidence
+    0.8, box + 32 px) gives for the same photos, normalised; the mirrored ones its flip half."""
+    from fr_utils.embedding_cache import embed_files
+
+    data = distill.load_prepared(prepared)
+    files = [lfw_dir / data.meta["train_files"][i] for i in data.index]
+    emb = embed_files(files, teacher, flip=True, face="central", min_confidence=0.8, progress=False)
+    np.testing.assert_allclose(data.targets[:, 0], distill._unit(emb[:, :128]), atol=1e-4)
+    np.testing.assert_allclose(data.targets[:, 1], distill._unit(emb[:, 128:]), atol=1e-4)
+
+
+def test_status_and_command_line(prepared, capsys):
+    res = distill.status(prepared)
+    assert res["prepared_chunks"] == "1/1" and res["prepare_complete"] and res["eval_crops"]
+    assert distill.main(["status", "--workdir", str(prepared)]) == 0
+    assert json.loads(capsys.readouterr().out)["split"]["held_out_folds"] == [3, 5, 8]
+    assert distill.main(["prepare", "--workdir", str(prepared), "--held-out", "0,4"]) == 2
+    assert "held-out folds [0, 4]" in capsys.readouterr().err
+    assert distill.main(["train", "--workdir", str(prepared / "missing"), "--epochs", "1"]) == 2
+    assert "prepare" in capsys.readouterr().err
 
 
 def test_prepare_refuses_another_split(prepared, lfw_dir, pairs_file):
