@@ -167,8 +167,14 @@ def test_export_loads_and_gives_unit_vectors(prepared, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(prepared, run)
     distill.train(run, epochs=1, batch_size=4, max_steps=1, log=lambda s: None)
+    figures = distill.evaluate(run, speed=False, progress=False)
+    assert figures["teacher"]["accuracy"] >= 0.9  # 36 held-out pairs: the teacher scores 0.99 on LFW
+    assert 0 <= figures["student"]["accuracy"] <= 1 and figures["student"]["pairs"] == 36
+    again = distill.evaluate(run, speed=False, teacher_accuracy=False)  # the teacher's figure is kept
+    assert again["teacher"] == figures["teacher"] and again["global_step"] == 1
     manifest_path = distill.export(run, tmp_path / "weights", command="test")
     manifest = json.loads(manifest_path.read_text())
+    assert manifest["figures"]["teacher"] == figures["teacher"] and manifest["global_step"] == 1
     assert manifest["split"]["held_out_folds"] == [3, 5, 8] and manifest["seed"] == 0
     assert manifest["preprocessing"] == distill.PREPROCESSING and manifest["teacher"] == distill.TEACHER
     model, loaded = distill.load_student(tmp_path / "weights")
