@@ -527,6 +527,13 @@ def _also_printed(inner: Judge, text: str) -> Judge:
     return judge
 
 
+def _threshold_words(spec) -> str:
+    """A hidden case's threshold for its message: a number, or where it lies (never the distance)."""
+    if isinstance(spec, str):
+        return f"{spec[1:]} {'above' if spec.startswith('+') else 'below'} the distance"
+    return f"{spec:g}"
+
+
 def door_cells() -> dict[str, list[Case]]:
     from fr_utils.checks import door as public
     from grader.encodings import encoding
@@ -588,8 +595,8 @@ def door_cells() -> dict[str, list[Case]]:
         "database/tiny", "Hidden test: build_database with another encoder (6 outputs) as `model`", True,
         database_judge({name: tiny(path) for name, path in tiny_people().items()}, hidden=True)))
     verify_hidden = []
-    for index, (path, claim, database, threshold) in enumerate(public.verify_hidden_inputs(DOOR_VERIFY_HIDDEN,
-                                                                                          encoding)):
+    inputs = public.verify_hidden_inputs(DOOR_VERIFY_HIDDEN, encoding)
+    for index, ((_, _, spec), (path, claim, database, threshold)) in enumerate(zip(DOOR_VERIFY_HIDDEN, inputs)):
         key = f"verify/hidden/{index}"
         if not database:
             verify_hidden.append(Case(key, "Hidden test: an empty database", True, door_judge(
@@ -597,7 +604,7 @@ def door_cells() -> dict[str, list[Case]]:
             continue
         d = distance(encoding(path), database[claim])
         verify_hidden.append(Case(key, f"Hidden test: {Path(path).name} with the badge of {claim}, "
-                                  f"threshold {threshold:.4g} given by position", True,
+                                  f"threshold {_threshold_words(spec)} given by position", True,
                                   door_judge(d, d < threshold, "door_open", True, second_is_bool=True)))
     query = edge_vector(DOOR_EDGE_QUERY)
     people = {name: edge_vector(v) for name, v in DOOR_EDGE_PEOPLE.items()}
@@ -610,11 +617,11 @@ def door_cells() -> dict[str, list[Case]]:
     cells["verify_hidden"] = verify_hidden
     who_inputs = public.who_hidden_inputs(DOOR_WHO_QUERY, DOOR_WHO_SEED, DOOR_WHO_HIDDEN, encoding)
     who_hidden = []
-    for index, ((kind, what, _), (path, database, threshold)) in enumerate(zip(DOOR_WHO_HIDDEN, who_inputs)):
+    for index, ((kind, what, spec), (path, database, threshold)) in enumerate(zip(DOOR_WHO_HIDDEN, who_inputs)):
         if kind == "visitors":
-            label = f"Hidden test: {what} people at random distances, threshold {threshold:.4g} given by position"
+            label = f"Hidden test: {what} people at random distances, threshold {spec} given by position"
         else:
-            label = f"Hidden test: {Path(path).name} with the cast in the database, threshold {threshold:.4g}"
+            label = f"Hidden test: {Path(path).name} with the cast in the database, threshold {_threshold_words(spec)}"
         e = encoding(path)
         distances = {name: distance(e, v) for name, v in database.items()}
         closest = min(distances, key=distances.get)
