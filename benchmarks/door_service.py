@@ -11,6 +11,10 @@ first ``POST /verify`` (a photo of a cast person claiming to be them), then
 90). Prints p50/p95 latency and throughput of each, the service's start-up time, and the
 cold start of the ``facedoor`` command: a command that fails fast (a missing photo) and a
 real encoding one (``facedoor verify``), with the machine and its load average.
+Then, in a fresh process, where the cold start of an encoding command goes (TensorFlow
+import, MTCNN build, model build and weights, first model call, first detection) and
+where one verify request of a ``--size`` photo goes (decode, detection, crop, encoder,
+database), each the median of ``--phase-runs`` runs (``--phases-only``: only this part).
 Asserts nothing; checks that every answer was right.
 """
 
@@ -122,19 +126,107 @@ def cold(argv: list[str], runs: int) -> tuple[float, int, str]:
     return statistics.median(times), done.returncode, (done.stderr.strip().splitlines() or [""])[-1]
 
 
+def phases(photo: Path, runs: int) -> None:
+    """Print where a fresh process spends its time to encode ``photo``, then one verify request's parts."""
+    t0 = last = time.perf_counter()
+
+    def mark(what: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        print(f"  {what:44s} {now - last:6.2f} s   (from the start {now - t0:6.2f} s)", flush=True)
+        last = now
+
+    print(f"cold start of an encoding command, phase by phase ({load()}):")
+    import numpy as np
+    import tensorflow  # noqa: F401
+
+    mark("import numpy, TensorFlow")
+    from fr_utils.detect import _faces_in, get_detector
+
+    get_detector()
+    mark("MTCNN build")
+    from fr_utils.weights import load_facenet
+
+    model = load_facenet()
+    mark("encoder: sha256 check, Keras build, weights")
+    from fr_utils.encoding import _folded, _model_input, inference_function, quick_start, standardization
+
+    quick_start()  # as the facedoor command does
+    run = inference_function(model)
+    run(np.zeros((1, *model.input_shape[1:]), np.float32))
+    mark("encoder: trace + first call (quick start)")
+    from fr_utils.align import _cut_box
+    from fr_utils.database import FaceDatabase
+    from fr_utils.images import as_rgb_array
+
+    data = photo.read_bytes()
+    _faces_in(as_rgb_array(data))
+    mark("first detection (MTCNN's own tracing)")
+    run = _folded(model)
+    run(np.zeros((1, *model.input_shape[1:]), np.float32))
+    mark("(the service: weights folded + first call)")
+    from fr_utils.weights import loaded
+
+    loaded(model).inference = run  # the service's graph from here on
+
+    work = Path(tempfile.mkdtemp(prefix="door-phases-"))
+    try:
+        db = FaceDatabase(work / "door.db", model, create=True)
+        db.enroll("person", data)
+        size, standardize = int(model.input_shape[1]), standardization(model)
+        parts: dict[str, list[float]] = {k: [] for k in ("decode", "detect", "crop", "encode", "verify")}
+        for _ in range(runs):
+            t = time.perf_counter()
+            img = as_rgb_array(data)
+            t1 = time.perf_counter()
+            face = _faces_in(img)[0]
+            t2 = time.perf_counter()
+            x = _model_input(_cut_box(img, face, size=size), size, standardize)[None]
+            t3 = time.perf_counter()
+            run(x)
+            t4 = time.perf_counter()
+            db.verify(data, "person")
+            t5 = time.perf_counter()
+            for key, dt in zip(parts, (t1 - t, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+                parts[key].append(dt)
+        med = {k: statistics.median(v) for k, v in parts.items()}
+        h, w = img.shape[:2]
+        print(f"one verify request of a {w}x{h} photo, in process, median of {runs} ({load()}):")
+        for key in ("decode", "detect", "crop", "encode"):
+            print(f"  {key:8s} {med[key] * 1000:7.1f} ms")
+        rest = med["verify"] - sum(med[k] for k in ("decode", "detect", "crop", "encode"))
+        print(f"  database and the rest {rest * 1000:7.1f} ms   (FaceDatabase.verify in all: {med['verify'] * 1000:.1f} ms)")
+        db.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--requests", type=int, default=50, help="requests per client, per endpoint")
     parser.add_argument("--size", type=int, default=640, help="photos upscaled to SIZE x SIZE pixels")
     parser.add_argument("--single", type=int, default=20, help="first, one client alone: SINGLE verify requests")
+    parser.add_argument("--phase-runs", type=int, default=5, help="runs of one verify request's parts (median)")
+    parser.add_argument("--phases-only", action="store_true", help="only the phase-by-phase part")
+    parser.add_argument("--phases-of", type=Path, help=argparse.SUPPRESS)  # the fresh process's own call
     args = parser.parse_args()
+    if args.phases_of:
+        phases(args.phases_of, args.phase_runs)
+        return
 
     print(machine())
     print(f"at start: {load()}")
     cast = sample_cast()
     photos = {name: [upscaled(p, args.size) for p in paths] for name, paths in sorted(cast.items())}
     work = Path(tempfile.mkdtemp(prefix="door-service-"))
+    if args.phases_only:
+        photo = work / "photo.jpg"
+        photo.write_bytes(next(iter(photos.values()))[-1])
+        subprocess.run([sys.executable, __file__, "--phases-of", str(photo), "--phase-runs", str(args.phase_runs)],
+                       cwd=REPO, check=False)
+        shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         db = work / "door.db"
         proc, host, port, started = start_service(db)
@@ -176,6 +268,8 @@ def main() -> None:
         ]:
             seconds, code, last = cold(argv, runs)
             print(f"CLI cold start, {label}: {seconds:.2f} s (median of {runs}, exit {code}) {last[:80]}", flush=True)
+        subprocess.run([sys.executable, __file__, "--phases-of", str(photo), "--phase-runs", str(args.phase_runs)],
+                       cwd=REPO, check=False)
         print(f"at the end: {load()}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -393,6 +393,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command not in CREATES and not Path(db_path).exists():
             raise _InputError(f"no database at {db_path} (enrol someone first with '{PROG} enroll NAME PHOTO', "
                               f"or pass --db PATH / set {ENV_DB})")
+        if argv is None:  # a facedoor process (not a caller's): it encodes a photo or a few, then exits
+            from fr_utils.encoding import quick_start
+
+            quick_start()  # a graph quick to build beats one quick to run
         with FaceDatabase(db_path, metric=args.metric, threshold=args.threshold,
                           create=args.command in CREATES, read_only=args.command in READS) as db:
             code = COMMANDS[args.command](db, args, out)

@@ -18,7 +18,7 @@ import json
 import os
 import sys
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -271,6 +271,8 @@ class Loaded:
     manifest: dict
     #: Its inference function once :func:`fr_utils.encoding.inference_function` built it.
     inference: Callable[[np.ndarray], np.ndarray] | None = None
+    #: Inference functions in another arithmetic (``"bfloat16"``), built on request.
+    variants: dict = field(default_factory=dict)
 
 
 #: The registry: every model ``load_facenet`` returned (weakly held) -> :class:`Loaded`.

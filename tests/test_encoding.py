@@ -63,6 +63,45 @@ def test_fast_path_equals_predict_on_batch(facenet, cast_photos):
     np.testing.assert_allclose(inference_function(facenet)(x), facenet.predict_on_batch(x), atol=1e-5)
 
 
+def test_bfloat16_path_is_close_but_not_the_float32_one(facenet, cast_photos, monkeypatch):
+    """FR_ENCODER_PRECISION=bfloat16: float32 unit vectors within 5e-3 of float32's, and really rounded."""
+    x = np.stack([preprocess(p) for p in cast_photos[:4]])
+    full = inference_function(facenet, "float32")(x)
+    monkeypatch.setenv("FR_ENCODER_PRECISION", "bfloat16")
+    run = inference_function(facenet)
+    assert run is inference_function(facenet, "bfloat16") and run is not inference_function(facenet, "float32")
+    half = run(x)
+    assert half.dtype == np.float32 and half.shape == full.shape
+    np.testing.assert_allclose(np.linalg.norm(half, axis=1), 1, atol=1e-5)
+    diff = np.abs(half - full).max()
+    assert 1e-5 < diff < 5e-3, diff
+    # encode_batch follows the variable: the same photos through img_to_encoding
+    np.testing.assert_allclose(img_to_encoding(cast_photos[0], facenet, detect=True),
+                               inference_function(facenet, "bfloat16")(np.stack([preprocess(face_crop(cast_photos[0]))])),
+                               atol=1e-5)
+    # a distance between two people moves by far less than the gap between same and different
+    assert abs(np.linalg.norm(half[0] - half[2]) - np.linalg.norm(full[0] - full[2])) < 5e-3
+
+
+@pytest.mark.parametrize("value", ["float16", "BF16", "int8"])
+def test_a_bad_precision_is_refused_naming_it(facenet, monkeypatch, value):
+    monkeypatch.setenv("FR_ENCODER_PRECISION", value)
+    with pytest.raises(ValueError, match=rf"\$FR_ENCODER_PRECISION must be one of 'float32', 'bfloat16', got '{value}'"):
+        inference_function(facenet)
+    monkeypatch.delenv("FR_ENCODER_PRECISION")
+    with pytest.raises(ValueError, match=rf"precision must be one of .* got '{value}'"):
+        inference_function(facenet, value)
+
+
+def test_quick_start_graph_gives_the_same_numbers(facenet, cast_photos):
+    """facedoor's quick start (the graph over the variables, not folded) encodes as the default graph does."""
+    from fr_utils import encoding
+
+    x = np.stack([preprocess(p) for p in cast_photos[:3]])
+    np.testing.assert_allclose(encoding._traced(facenet)(x), inference_function(facenet)(x), atol=1e-5)
+    assert encoding._QUICK_START is False  # the default: a library user gets the folded graph
+
+
 def test_unregistered_models_see_weight_changes():
     """Only the read-only pretrained model is frozen; a model being trained is always called live."""
     from fr_utils.models import inception_resnet_v1
