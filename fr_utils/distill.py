@@ -262,6 +262,15 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
 
 
+def _check_float32_teacher() -> None:
+    """The targets and the teacher's figures are those of the float32 teacher."""
+    from fr_utils.encoding import PRECISION_ENV, encoder_precision
+
+    if encoder_precision() != "float32":
+        raise DistillError(f"${PRECISION_ENV} is {encoder_precision()!r}: the teacher's targets and figures are "
+                           f"the float32 encoder's; unset {PRECISION_ENV}")
+
+
 def prepare(workdir: str | os.PathLike, lfw_dir: str | os.PathLike, pairs_file: str | os.PathLike,
             held_out: Sequence[int] | str = HELD_OUT, *, limit: int | None = None, teacher=None,
             progress: bool = True) -> dict:
@@ -276,6 +285,7 @@ def prepare(workdir: str | os.PathLike, lfw_dir: str | os.PathLike, pairs_file: 
     from fr_utils.encoding import encode_batch, progress_bar
     from fr_utils.images import load_image
 
+    _check_float32_teacher()
     workdir = Path(workdir).expanduser()
     split = make_split(lfw_dir, pairs_file, held_out, limit=limit)
     summary = split.summary()
@@ -689,6 +699,8 @@ def evaluate(workdir: str | os.PathLike, *, speed: bool = True, teacher_accuracy
     teacher = None
     if teacher_accuracy or speed:
         from fr_utils.weights import load_facenet
+
+        _check_float32_teacher()
 
         teacher = load_facenet(name=TEACHER)
     if teacher_accuracy:

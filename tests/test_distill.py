@@ -128,6 +128,13 @@ def test_status_and_command_line(prepared, capsys):
     assert "prepare" in capsys.readouterr().err
 
 
+def test_prepare_wants_the_float32_teacher(tmp_path, lfw_dir, pairs_file, monkeypatch):
+    monkeypatch.setenv("FR_ENCODER_PRECISION", "bfloat16")
+    with pytest.raises(DistillError, match="FR_ENCODER_PRECISION"):
+        distill.prepare(tmp_path, lfw_dir, pairs_file, limit=2, progress=False)
+    assert not (tmp_path / "prepared").exists()
+
+
 def test_prepare_refuses_another_split(prepared, lfw_dir, pairs_file):
     with pytest.raises(DistillError, match="another split"):
         distill.prepare(prepared, lfw_dir, pairs_file, "1,2", limit=6, progress=False)
