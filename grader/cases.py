@@ -202,11 +202,12 @@ def tiny_people() -> dict[str, Path]:
     return {name: photos[0] for name, photos in sorted(sample_cast().items())[:DOOR_TINY_PEOPLE]}
 
 
-ENCODER_HIDDEN = [  # (photo below fr_utils.data.cast_dir(), given as a "path" or a "str", encoder)
+ENCODER_HIDDEN = [  # (fr_utils.data.cast_photo spec: a role in the course's cast or a shipped
+    #                  "other/..." photo, given as a "path" or a "str", encoder)
     ("other/two_faces_hopper_collins.jpg", "path", "model"),
-    ("people/Eileen_Collins/Eileen_Collins_0001.jpg", "path", "model"),
-    ("people/Grace_Hopper/Grace_Hopper_0001.jpg", "str", "tiny:160"),
-    ("people/Barack_Obama/Barack_Obama_0003.jpg", "str", "tiny:160"),
+    ("other:0:0", "path", "model"),
+    ("other:1:0", "str", "tiny:160"),
+    ("twice:2", "str", "tiny:160"),
 ]
 
 DISTANCE_SEED = 512
@@ -711,42 +712,47 @@ def hidden_distance_judge(want: float) -> Judge:
 
 def encoder_cells() -> dict[str, list[Case]]:
     from fr_utils.checks import encoder as public
-    from fr_utils.data import cast_dir
+    from fr_utils.data import cast_photo
     from fr_utils.encoding import encode_images, face_crop
     from grader.encodings import encoding, model
 
+    def label(path):
+        return f"{path.parent.name}/{path.name}"
+
+    shape_photo = label(cast_photo(public.SHAPE_PHOTO))
     cells = {
-        "img_to_encoding_shape": [Case("encoder/shape", "img_to_encoding(Barack_Obama_0001.jpg, model)", False,
+        "img_to_encoding_shape": [Case("encoder/shape", f"img_to_encoding({shape_photo!r}, model)", False,
                                        encoding_judge(np.zeros((1, 512)), False, unit_length=True))],
         "img_to_encoding_reference": [
-            Case(f"encoder/reference/{path.name}", f"img_to_encoding({path.name!r}, model)", False,
+            Case(f"encoder/reference/{label(path)}", f"img_to_encoding({label(path)!r}, model)", False,
                  encoding_judge(encoding(path).astype(np.float64), False))
-            for path in public.REFERENCE_PHOTOS
+            for path in public.reference_photos()
         ],
     }
     tiny = {}
     hidden = []
     for index, (photo, how, encoder) in enumerate(ENCODER_HIDDEN):
-        path = cast_dir() / photo
+        path = cast_photo(photo)
         if encoder == "model":
             want = encoding(path).astype(np.float64)
-            what = f"Hidden test: img_to_encoding(Path({path.name!r}), model)"
+            what = f"Hidden test: img_to_encoding(Path({label(path)!r}), model)"
             note = ""
         else:
             seed = int(encoder.split(":")[1])
             network = tiny.setdefault(seed, public.tiny_encoder(seed))
             x = (face_crop(path).astype(np.float32) - 127.5) / 128.0
             want = np.asarray(network.predict_on_batch(x[None]), dtype=np.float64)
-            what = f"Hidden test: img_to_encoding({path.name!r}, another encoder with 6 outputs)"
+            what = f"Hidden test: img_to_encoding({label(path)!r}, another encoder with 6 outputs)"
             note = (". With another encoder passed as `model`, img_to_encoding must return that encoder's "
                     "output for the face: Use the model argument")
         hidden.append(Case(f"encoder/hidden/{index}", what, True, encoding_judge(want, True, note=note)))
     cells["img_to_encoding_hidden"] = hidden
 
-    cast_encodings = encode_images([public.cast_photo(*photo) for photo in public.DISTANCE_CAST_PHOTOS], model())
+    cast_photos = public.distance_cast_photos()
+    cast_encodings = encode_images(list(cast_photos), model())
     cells["distance_public"] = [
         Case(key, situation, False, distance_judge(ref.distance(np.ravel(a), np.ravel(b))))
-        for key, (a, b, situation) in public.distance_cases(cast_encodings).items()
+        for key, (a, b, situation) in public.distance_cases(cast_encodings, cast_photos).items()
     ]
     cells["distance_hidden"] = [
         Case(f"distance/hidden/{index}", f"Hidden test: two random vectors of shape {np.shape(u)}, dtype {u.dtype}",

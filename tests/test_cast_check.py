@@ -252,3 +252,90 @@ def test_the_sandbox_mounts_the_configured_cast_and_passes_it_on(tmp_path, monke
     assert sandbox.sandbox_env({"FR_CAST_DIR": str(root), "SECRET": "x"}).get("FR_CAST_DIR") == str(root)
     monkeypatch.setenv("FR_CAST_DIR", str(tmp_path / "nowhere"))
     assert sandbox.cast_folder() is None  # nothing to mount: the kernel refuses the setting itself
+
+
+# -- the encoder assignment and the two introductory notebooks follow the configured cast -----------
+
+
+def _run_cell_recording(code: str, namespace: dict) -> list[dict]:
+    """Run a test cell's code as the graded notebook would, with records on; its outputs."""
+    import contextlib
+    import io
+
+    from fr_utils.checks import _record
+
+    outputs: list[dict] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(_record.ENV_FLAG, "1")
+        patch.setattr(_record, "_display", lambda bundle: outputs.append(
+            {"output_type": "display_data", "data": bundle, "metadata": {}}))
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(code, "<test cell>", "exec"), namespace)  # noqa: S102 - this repository's notebook
+    return outputs
+
+
+def test_the_encoder_checks_and_hidden_cases_follow_the_configured_cast(tmp_path, monkeypatch, facenet):
+    """A renamed cast: the public checks pass on the reference solution, name its photos, and the
+    grader computes the expected answers of every graded cell from it (its judge run directly)."""
+    import fr_utils
+    from fr_utils.checks import encoder
+    from grader.cases import ENCODER_HIDDEN, encoder_cells
+    from grader.decide import judge_cell
+    from nbgrader_helpers import cell_by_id, read_notebook, solution_code
+
+    root = _four_people(tmp_path / "staff")
+    monkeypatch.setenv("FR_CAST_DIR", str(root))
+    assert encoder.reference_photos() == (root / "Zoe" / "Barack_Obama_0002.jpg", root / "Walt" / "Eileen_Collins_0001.jpg")
+    assert encoder.distance_cast_photos() == (root / "Zoe" / "Barack_Obama_0001.jpg", root / "Zoe" / "Barack_Obama_0002.jpg",
+                                              root / "Xena" / "Grace_Hopper_0001.jpg")
+    source = read_notebook(REPO / "notebooks" / "pretrained_encoder" / "pretrained_encoder.ipynb")
+    namespace = {"np": np, "math": __import__("math"), "fr_utils": fr_utils, "face_crop": fr_utils.face_crop,
+                 "checks": encoder, "model": facenet}
+    for cell in ("img_to_encoding_solution", "distance_solution"):
+        exec(solution_code(cell_by_id(source, cell).source), namespace)  # noqa: S102
+    img_to_encoding, distance = namespace["img_to_encoding"], namespace["distance"]
+
+    cells = encoder_cells()  # not graded_cells(): that one is cached per process, for the shipped cast
+    for cell_id in ("img_to_encoding_shape", "img_to_encoding_reference", "img_to_encoding_hidden",
+                    "distance_public", "distance_hidden"):
+        outputs = _run_cell_recording(cell_by_id(source, cell_id).source, namespace)
+        assert judge_cell(cells[cell_id], outputs) == [], cell_id
+    assert [case.key for case in cells["img_to_encoding_reference"]] == [
+        "encoder/reference/Zoe/Barack_Obama_0002.jpg", "encoder/reference/Walt/Eileen_Collins_0001.jpg"]
+    assert "'Zoe/Barack_Obama_0001.jpg'" in cells["img_to_encoding_shape"][0].what
+    hidden = [case.what for case in cells["img_to_encoding_hidden"]]
+    assert "Vera/Barack_Obama_0003.jpg" in hidden[1] and "Walt/Eileen_Collins_0001.jpg" in hidden[2]
+    assert [fr_utils.data.cast_photo(spec) for spec, _, _ in ENCODER_HIDDEN[1:]] == [
+        root / "Vera" / "Barack_Obama_0003.jpg", root / "Walt" / "Eileen_Collins_0001.jpg",
+        root / "Zoe" / "Barack_Obama_0001.jpg"]  # "twice:2" wraps round Zoe's two photos
+
+    pairs = encoder.check_distance_on_cast(distance, facenet)
+    assert list(pairs) == ["Zoe/Barack_Obama_0001.jpg - Zoe/Barack_Obama_0002.jpg",
+                           "Zoe/Barack_Obama_0001.jpg - Xena/Grace_Hopper_0001.jpg"]
+    same, other = pairs.values()
+    assert same < other  # the same person nearer than two people, whatever the names
+    # a mistake is judged against the renamed cast's encodings, and its message names the photo
+    wrong = {**namespace, "img_to_encoding": lambda path, model: model.predict_on_batch(
+        fr_utils.face_crop(path).astype(np.float32)[None])}
+    with pytest.raises(AssertionError, match=r"(?s)img_to_encoding\('Zoe/Barack_Obama_0002.jpg', model\).*raw pixel"):
+        encoder.check_encoding_matches_reference(wrong["img_to_encoding"], facenet)
+    hidden_outputs = _run_cell_recording(cell_by_id(source, "img_to_encoding_hidden").source, wrong)
+    assert judge_cell(cells["img_to_encoding_hidden"], hidden_outputs)  # the renamed cast's answers refuse it
+
+
+@pytest.mark.parametrize("name", ["verification_recognition", "pretrained_encoder"])
+def test_the_introductory_notebooks_run_top_to_bottom_on_a_renamed_cast(tmp_path, name):
+    """The source notebook (solutions in), executed in a kernel whose FR_CAST_DIR is a renamed
+    cast: every cell runs, and the cast's people (not the shipped names) are on screen."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    root = _four_people(tmp_path / "staff")
+    nb = nbformat.read(REPO / "notebooks" / name / f"{name}.ipynb", as_version=4)
+    env = {**os.environ, "FR_CAST_DIR": str(root), "PYTHONPATH": os.pathsep.join(
+        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    NotebookClient(nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}},
+                   env=env).execute()
+    shown = "".join(output.get("text", "") for cell in nb.cells if cell.cell_type == "code"
+                    for output in cell.outputs)
+    assert "Zoe/Barack_Obama_0001.jpg" in shown, shown[-2000:]

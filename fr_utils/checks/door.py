@@ -38,8 +38,7 @@ import numpy as np
 
 from fr_utils.checks._record import record
 from fr_utils.checks._runner import call_with_time_limit
-from fr_utils.data import cast_dir, people_dir, sample_cast
-from fr_utils.errors import DatasetError
+from fr_utils.data import cast_name, cast_people, cast_photo, sample_cast  # noqa: F401 (the roles, re-exported)
 
 CHECK_THRESHOLD = 1.0
 """The threshold of the public checks on the cast (the expected answers are computed
@@ -71,56 +70,10 @@ def reference_encoding(path: Path | str, model) -> np.ndarray:
 
 
 # The cast is the course's (fr_utils.data.sample_cast(): $FR_CAST_DIR, else the shipped one):
-# no check names a person.  The roles are derived from its sorted listing:
-#   "twice"       the first person with two or more photos (the same-person pairs)
-#   "other:<j>"   the j-th of the others (modulo their number)
-# and photos are written "twice:<k>", "other:<j>:<k>" (that person's k-th photo, modulo their
-# number), "cast:<j>:<k>" (the listing's j-th person) or a path below cast_dir() ("other/...":
-# the shipped photos without a face and with two faces, whatever the cast).
-
-
-def cast_people() -> list[tuple[str, list[Path]]]:
-    """The cast's ``[(name, [photos])]``, sorted by name."""
-    return sorted(sample_cast().items())
-
-
-def _twice_and_others() -> tuple[tuple[str, list[Path]], list[tuple[str, list[Path]]]]:
-    people = cast_people()
-    for index, (name, photos) in enumerate(people):
-        if len(photos) >= 2:
-            return (name, photos), people[:index] + people[index + 1:]
-    raise DatasetError(f"{people_dir()}: nobody in the cast has 2 or more photos "
-                       "(python -m fr_utils.cast check names what the cast needs)")
-
-
-def cast_name(spec: str) -> str:
-    """The name a role stands for: ``"twice"`` or ``"other:<j>"`` (see above)."""
-    twice, others = _twice_and_others()
-    if spec == "twice":
-        return twice[0]
-    kind, _, j = spec.partition(":")
-    if kind == "other" and j.lstrip("-").isdigit() and others:
-        return others[int(j) % len(others)][0]
-    raise ValueError(f"{spec!r}: not a cast role (expected 'twice' or 'other:<j>')")
-
-
-def cast_photo(spec: str) -> Path:
-    """The photo a spec stands for: ``"twice:<k>"``, ``"other:<j>:<k>"``, ``"cast:<j>:<k>"``, or a
-    path below ``fr_utils.data.cast_dir()`` (the shipped ``other/`` photos)."""
-    parts = str(spec).split(":")
-    if len(parts) == 1:
-        return cast_dir() / spec
-    twice, others = _twice_and_others()
-    if parts[0] == "twice" and len(parts) == 2:
-        photos = twice[1]
-    elif parts[0] == "other" and len(parts) == 3:
-        photos = others[int(parts[1]) % len(others)][1]
-    elif parts[0] == "cast" and len(parts) == 3:
-        people = cast_people()
-        photos = people[int(parts[1]) % len(people)][1]
-    else:
-        raise ValueError(f"{spec!r}: not a cast photo (expected 'twice:<k>', 'other:<j>:<k>' or 'cast:<j>:<k>')")
-    return photos[int(parts[-1]) % len(photos)]
+# no check names a person.  People and photos are named by ROLE ("twice", "other:<j>",
+# "twice:<k>", "other:<j>:<k>", "cast:<j>:<k>", or "other/..." below cast_dir()):
+# fr_utils.data.cast_name / cast_photo, the one home of the roles (the encoder's checks use
+# them too).
 
 
 def cast_threshold(spec, distance: float) -> float:

@@ -3,14 +3,19 @@
 Exercise 1, ``img_to_encoding(image_path, model)``::
 
     check_encoding_shape       one photo in, a (1, 512) array of unit length out
-    check_encoding_matches_reference   two photos of the sample cast: the same
+    check_encoding_matches_reference   two photos of the course's cast: the same
                                numbers as fr_utils.img_to_encoding, to 1% relative error
 
 Exercise 2, ``distance(encoding_1, encoding_2)``::
 
     check_distance_345         (3, 0, 0, 0) and (0, 4, 0, 0): 5, where the usual mistakes differ
     check_distance_shapes      (1, d) and (d,) encodings: the same single number
-    check_distance_on_cast     the sample cast: Obama is nearer Obama than Biden
+    check_distance_on_cast     the course's cast: two photos of one person are nearer each
+                               other than one of them and another person's photo
+
+The photos come from the course's cast (``fr_utils.data.sample_cast()``: ``$FR_CAST_DIR``,
+else the shipped one) by role (``fr_utils.data.cast_photo``): no check names a person, and
+every message names the photos it used.
 
 Each check raises ``AssertionError`` saying what was expected, what your
 function returned and, when the result matches a usual mistake, which one.  The
@@ -29,9 +34,7 @@ import numpy as np
 
 from fr_utils.checks._record import record
 from fr_utils.checks._runner import call_with_time_limit
-from fr_utils.data import cast_dir
-
-CAST = cast_dir() / "people"
+from fr_utils.data import cast_photo
 ENCODING_TIME_LIMIT_S = 60.0
 ENCODING_RTOL = 1e-2
 """Largest accepted ``||yours - reference|| / ||reference||``.  Keras' and the frozen
@@ -39,13 +42,26 @@ graph's float32 arithmetic differ by about 1e-6; scaling by 1/127.5 instead of 1
 moves an embedding by about 0.002 (accepted: it changes no decision); every
 preprocessing mistake the checks name moves it by 0.25 or more on the sample cast."""
 
+SHAPE_PHOTO = "twice:0"
+"""The photo of :func:`check_encoding_shape` (a ``fr_utils.data.cast_photo`` spec)."""
+REFERENCE_PHOTOS = ("twice:1", "other:1:0")
+"""The photos of :func:`check_encoding_matches_reference`: the second photo of the person with
+several, and another person's first (specs; :func:`reference_photos` gives the paths)."""
+RUNS_PHOTO = "other:2:0"
+"""The photo of :func:`check_encoding_runs`."""
+DISTANCE_CAST_PHOTOS = ("twice:0", "twice:1", "other:2:0")
+"""The photos whose encodings (fr_utils.encode_images) :func:`check_distance_on_cast` compares:
+two of one person, one of another (specs; :func:`distance_cast_photos` gives the paths)."""
 
-def cast_photo(name: str, number: int = 1) -> Path:
-    """``people/<name>/<name>_000<number>.jpg`` of the shipped cast; AssertionError if it is missing."""
-    path = CAST / name / f"{name}_{number:04d}.jpg"
-    if not path.is_file():
-        raise AssertionError(f"the sample cast is incomplete: {path} is missing")
-    return path
+
+def reference_photos() -> tuple[Path, ...]:
+    """The paths of :data:`REFERENCE_PHOTOS` in the course's cast."""
+    return tuple(cast_photo(spec) for spec in REFERENCE_PHOTOS)
+
+
+def distance_cast_photos() -> tuple[Path, ...]:
+    """The paths of :data:`DISTANCE_CAST_PHOTOS` in the course's cast."""
+    return tuple(cast_photo(spec) for spec in DISTANCE_CAST_PHOTOS)
 
 
 # --------------------------------------------------------------------------
@@ -75,17 +91,17 @@ def _encoding(img_to_encoding: Callable, path: Path, model, key: str | None = No
     size = int(model.output_shape[-1])
     if got.shape == (size,):
         raise AssertionError(
-            f"img_to_encoding({path.name!r}, model) returned shape {got.shape}; expected "
+            f"img_to_encoding({_photo_label(path)!r}, model) returned shape {got.shape}; expected "
             f"(1, {size}). Keep the batch axis: the model takes a batch of one image, shape "
             f"(1, 160, 160, 3), and returns a batch of one embedding. Do not index [0] or squeeze."
         )
     if got.shape != (1, size):
         raise AssertionError(
-            f"img_to_encoding({path.name!r}, model) returned shape {got.shape}; expected "
+            f"img_to_encoding({_photo_label(path)!r}, model) returned shape {got.shape}; expected "
             f"(1, {size}): one row, the embedding of the one face."
         )
     if not np.all(np.isfinite(got)):
-        raise AssertionError(f"img_to_encoding({path.name!r}, model) returned NaN or infinite values.")
+        raise AssertionError(f"img_to_encoding({_photo_label(path)!r}, model) returned NaN or infinite values.")
     return got
 
 
@@ -113,22 +129,18 @@ def _relative_error(got: np.ndarray, want: np.ndarray) -> float:
 
 
 def check_encoding_shape(img_to_encoding: Callable, model) -> np.ndarray:
-    """One photo of the sample cast: a (1, 512) array of finite values, of unit length.
+    """One photo of the course's cast: a (1, 512) array of finite values, of unit length.
 
     Returns the encoding."""
-    path = cast_photo("Barack_Obama")
+    path = cast_photo(SHAPE_PHOTO)
     got = _encoding(img_to_encoding, path, model, key="encoder/shape")
     norm = float(np.linalg.norm(got))
     if not math.isclose(norm, 1.0, rel_tol=1e-3):
         raise AssertionError(
-            f"img_to_encoding({path.name!r}, model) has length {norm:.4f}; the model's last "
+            f"img_to_encoding({_photo_label(path)!r}, model) has length {norm:.4f}; the model's last "
             "layer scales every embedding to length 1. Return what the model gives, unchanged."
         )
     return got
-
-
-REFERENCE_PHOTOS = (cast_photo("Barack_Obama", 2), cast_photo("Grace_Hopper"))
-"""The photos of :func:`check_encoding_matches_reference`."""
 
 
 def check_encoding_matches_reference(img_to_encoding: Callable, model) -> float:
@@ -138,15 +150,15 @@ def check_encoding_matches_reference(img_to_encoding: Callable, model) -> float:
     from fr_utils.encoding import face_crop, img_to_encoding as reference
 
     worst = 0.0
-    for path in REFERENCE_PHOTOS:
-        got = _encoding(img_to_encoding, path, model, key=f"encoder/reference/{path.name}")
+    for path in reference_photos():
+        got = _encoding(img_to_encoding, path, model, key=f"encoder/reference/{_photo_label(path)}")
         want = np.asarray(reference(path, model), dtype=np.float64)
         error = _relative_error(got, want)
         worst = max(worst, error)
         if error <= ENCODING_RTOL:
             continue
         lines = [
-            f"img_to_encoding({path.name!r}, model) differs from the reference encoding: "
+            f"img_to_encoding({_photo_label(path)!r}, model) differs from the reference encoding: "
             f"relative error ||yours - reference|| / ||reference|| = {error:.3g} "
             f"(at most {ENCODING_RTOL:g} allowed)."
         ]
@@ -169,7 +181,7 @@ def check_encoding_matches_reference(img_to_encoding: Callable, model) -> float:
 
 def check_encoding_runs(img_to_encoding: Callable, model) -> None:
     """Only that the function can be called and returns an array of the right shape."""
-    _encoding(img_to_encoding, cast_photo("Joseph_Biden"), model, refuse=False)
+    _encoding(img_to_encoding, cast_photo(RUNS_PHOTO), model, refuse=False)
 
 
 # --------------------------------------------------------------------------
@@ -227,9 +239,10 @@ def _expect_distance(distance: Callable, a, b, situation: str, key: str) -> floa
     raise AssertionError("\n".join(lines))
 
 
-def distance_cases(encodings=None) -> dict[str, tuple]:
+def distance_cases(encodings=None, photos=None) -> dict[str, tuple]:
     """The public distance cases, ``{record key: (encoding_1, encoding_2, situation)}``; with
-    ``encodings`` (the (3, 512) rows of Obama 1, Obama 2 and Biden), also the cast's pairs."""
+    ``encodings`` (the (3, 512) rows of :func:`distance_cast_photos`: two photos of one person,
+    one of another), also the cast's pairs, named after ``photos`` (default: those photos)."""
     a = np.array([[3.0, 0.0, 0.0, 0.0]], dtype=np.float32)
     b = np.array([[0.0, 4.0, 0.0, 0.0]], dtype=np.float32)
     rng = np.random.default_rng(6)
@@ -241,14 +254,17 @@ def distance_cases(encodings=None) -> dict[str, tuple]:
         "distance/flat": (u, v, "The same two encodings with shape (8,)"),
     }
     if encodings is not None:
-        obama_1, obama_2, biden = np.asarray(encodings)[:, None, :]
-        cases["distance/cast/same"] = (obama_1, obama_2, "Barack_Obama_0001 and Barack_Obama_0002")
-        cases["distance/cast/other"] = (obama_1, biden, "Barack_Obama_0001 and Joseph_Biden_0001")
+        first, second, other = np.asarray(encodings)[:, None, :]
+        a, b, c = (_photo_label(p) for p in (photos if photos is not None else distance_cast_photos()))
+        cases["distance/cast/same"] = (first, second, f"{a} and {b} (the same person)")
+        cases["distance/cast/other"] = (first, other, f"{a} and {c} (two people)")
     return cases
 
 
-DISTANCE_CAST_PHOTOS = (("Barack_Obama", 1), ("Barack_Obama", 2), ("Joseph_Biden", 1))
-"""The photos whose encodings (fr_utils.encode_images) :func:`check_distance_on_cast` compares."""
+def _photo_label(path) -> str:
+    """``<person>/<file>`` of a cast photo (the folder names the person, the file may not)."""
+    path = Path(path)
+    return f"{path.parent.name}/{path.name}"
 
 
 def check_distance_345(distance: Callable) -> None:
@@ -266,16 +282,19 @@ def check_distance_shapes(distance: Callable) -> None:
 
 
 def check_distance_on_cast(distance: Callable, model) -> dict[str, float]:
-    """Encodings of the sample cast (made by fr_utils): Obama is nearer Obama than Biden.
+    """Encodings of the course's cast (made by fr_utils): two photos of one person, and one of
+    them with another person's photo; your distance of each pair must be the Euclidean one.
 
-    Returns ``{pair: your distance}``."""
+    Returns ``{pair: your distance}``, the pairs named by their photos."""
     from fr_utils.encoding import encode_images
 
-    encodings = encode_images([cast_photo(*photo) for photo in DISTANCE_CAST_PHOTOS], model)
-    cases = distance_cases(encodings)
+    photos = distance_cast_photos()
+    encodings = encode_images(list(photos), model)
+    cases = distance_cases(encodings, photos)
     same = _expect_distance(distance, *cases["distance/cast/same"], key="distance/cast/same")
     other = _expect_distance(distance, *cases["distance/cast/other"], key="distance/cast/other")
-    return {"Obama 1 - Obama 2": same, "Obama 1 - Biden": other}
+    a, b, c = (_photo_label(p) for p in photos)
+    return {f"{a} - {b}": same, f"{a} - {c}": other}
 
 
 def check_distance_runs(distance: Callable) -> None:
@@ -337,13 +356,14 @@ def tiny_encoder(seed: int):
 
 
 def record_encoding_cases(img_to_encoding: Callable, model, cases) -> None:
-    """Record ``img_to_encoding`` on ``(photo below fr_utils.data.cast_dir(), how, encoder)``
-    cases: ``how`` "path" (a pathlib.Path) or "str"; encoder "model" (the notebook's) or
+    """Record ``img_to_encoding`` on ``(photo, how, encoder)`` cases: ``photo`` a
+    ``fr_utils.data.cast_photo`` spec (a role in the course's cast, or ``"other/..."`` below
+    ``fr_utils.data.cast_dir()``), ``how`` "path" (a pathlib.Path) or "str"; encoder "model" (the notebook's) or
     "tiny:<seed>" (:func:`tiny_encoder`).  fr_utils' own encoder refuses to run meanwhile
     (a call is recorded as such).  Decides nothing: the grader compares the records."""
     tiny = {}
     for index, (photo, how, encoder) in enumerate(cases):
-        path = cast_dir() / photo
+        path = cast_photo(photo)
         if encoder == "model":
             network = model
         else:
