@@ -324,7 +324,7 @@ def test_the_encoder_checks_and_hidden_cases_follow_the_configured_cast(tmp_path
 
 
 @pytest.mark.parametrize("name", ["verification_recognition", "pretrained_encoder"])
-def test_the_introductory_notebooks_run_top_to_bottom_on_a_renamed_cast(tmp_path, name):
+def test_the_introductory_notebooks_run_top_to_bottom_on_a_renamed_cast(tmp_path, monkeypatch, name):
     """The source notebook (solutions in), executed in a kernel whose FR_CAST_DIR is a renamed
     cast: every cell runs, and the cast's people (not the shipped names) are on screen."""
     import nbformat
@@ -332,10 +332,9 @@ def test_the_introductory_notebooks_run_top_to_bottom_on_a_renamed_cast(tmp_path
 
     root = _four_people(tmp_path / "staff")
     nb = nbformat.read(REPO / "notebooks" / name / f"{name}.ipynb", as_version=4)
-    env = {**os.environ, "FR_CAST_DIR": str(root), "PYTHONPATH": os.pathsep.join(
-        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    NotebookClient(nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}},
-                   env=env).execute()
+    monkeypatch.setenv("FR_CAST_DIR", str(root))  # the kernel inherits this process's environment
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    NotebookClient(nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     shown = "".join(output.get("text", "") for cell in nb.cells if cell.cell_type == "code"
                     for output in cell.outputs)
     assert "Zoe/Barack_Obama_0001.jpg" in shown, shown[-2000:]
