@@ -338,3 +338,27 @@ def test_the_introductory_notebooks_run_top_to_bottom_on_a_renamed_cast(tmp_path
     shown = "".join(output.get("text", "") for cell in nb.cells if cell.cell_type == "code"
                     for output in cell.outputs)
     assert "Zoe/Barack_Obama_0001.jpg" in shown, shown[-2000:]
+
+
+@pytest.mark.parametrize("name", ["verification_recognition", "pretrained_encoder"])
+def test_the_introductory_notebooks_refuse_a_bad_cast_at_their_first_cell(tmp_path, monkeypatch, name):
+    """A cast with an unreadable photo and a person without photos: the first code cell stops
+    with the words of ``python -m fr_utils.cast check``, before any figure."""
+    import contextlib
+    import io
+
+    import nbformat
+
+    root = _four_people(tmp_path / "staff")
+    (root / "Walt" / "badge.jpg").write_bytes(b"not a jpeg")
+    (root / "Uma").mkdir()
+    monkeypatch.setenv("FR_CAST_DIR", str(root))
+    nb = nbformat.read(REPO / "notebooks" / name / f"{name}.ipynb", as_version=4)
+    first = next(cell.source for cell in nb.cells if cell.cell_type == "code")
+    code = "\n".join(line for line in first.splitlines() if not line.startswith("%"))
+    with pytest.raises(DatasetError) as refused, contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(code, "<first cell>", "exec"), {})  # noqa: S102 - this repository's notebook
+    message = str(refused.value)
+    assert message.startswith(f"{root} is not usable as the cast (2 problem(s))"), message
+    assert "badge.jpg" in message and "not an image file" in message
+    assert "Uma" in message and "no photos in this person's folder" in message
