@@ -1,12 +1,14 @@
 """Cropping a detected face the way the encoder's training faces were cropped.
 
-The 20180408-102900 model was trained and evaluated on faces cut out by David
-Sandberg's ``align_dataset_mtcnn.py``. For LFW (``--image_size 160 --margin 32``)
-that script takes MTCNN's box, widens it by ``margin / 2`` pixels on every side,
-clips it to the photo, and resizes the crop to 160 x 160 with bilinear
-interpolation, without rotating the face or keeping its aspect ratio.
-:func:`align_face` does the same, so a crop from a student's photo looks like
-the crops the model knows.
+Both encoders were trained and evaluated on faces cut out by David Sandberg's
+``align_dataset_mtcnn.py``. For LFW (``--image_size 160 --margin 32``) that
+script takes MTCNN's box, widens it by 16 pixels on every side, clips it to the
+photo, and resizes the crop to 160 x 160 with bilinear interpolation, without
+rotating the face or keeping its aspect ratio. Those 32 pixels were meant for
+LFW's 250 x 250 photos, whose faces are about 107 px; in a 1000-px photo they
+would be a thin rim. :func:`align_face` keeps the same proportions at any size:
+the margin is :data:`MARGIN_FRACTION` of the box's mean side, so a photo twice
+as large gives the same crop.
 """
 
 from __future__ import annotations
@@ -20,6 +22,16 @@ from fr_utils.images import ImageSource, as_rgb_array, resize
 
 Face = Union[Mapping, Sequence[float]]
 
+#: The margin around MTCNN's box, in total (half on each side), as a fraction of
+#: the box's mean side ``(w + h) / 2``: Sandberg's 32 px for LFW divided by the
+#: median mean side of the boxes MTCNN finds in LFW's 250-px photos, 107 px
+#: (median width 91, height 123; the largest face of the 9,046 photos of
+#: ``pairs.txt`` and View 1 in the detection cache, confidence >= 0.9). So a
+#: typical LFW face gets exactly Sandberg's crop, and a face of any size the
+#: same proportions. Measured with the detection cache (``docs/lfw.md``,
+#: "Scale-invariant crops").
+MARGIN_FRACTION = 32 / 107
+
 
 def _box(face: Face) -> tuple[float, float, float, float]:
     box = face["box"] if isinstance(face, Mapping) else face
@@ -30,29 +42,42 @@ def _box(face: Face) -> tuple[float, float, float, float]:
     return x, y, w, h
 
 
-def crop_box(image_shape: Sequence[int], face: Face, margin: int = 32) -> tuple[int, int, int, int]:
+def _check_margin(margin: float) -> float:
+    try:
+        m = float(margin)
+    except (TypeError, ValueError):
+        raise ValueError(f"margin must be a number (a fraction of the box's side), got {margin!r}") from None
+    if not 0.0 <= m <= 2.0:
+        raise ValueError(
+            f"margin must be a fraction of the face box's mean side between 0 and 2 (default "
+            f"{MARGIN_FRACTION:.3f}), got {margin!r}; it is no longer a number of pixels")
+    return m
+
+
+def crop_box(image_shape: Sequence[int], face: Face, margin: float = MARGIN_FRACTION) -> tuple[int, int, int, int]:
     """The (x1, y1, x2, y2) pixel slice :func:`align_face` cuts out.
 
-    The box widened by ``margin / 2`` on each side (then truncated to whole
-    pixels) and clipped to the image,
-    as ``align_dataset_mtcnn.py`` computes it.
+    The box widened on each side by ``margin / 2`` times its mean side
+    ``(w + h) / 2`` (then truncated to whole pixels, as ``align_dataset_mtcnn.py``
+    does) and clipped to the image. With the default :data:`MARGIN_FRACTION`, a
+    107-px LFW face gets Sandberg's 16 px on each side.
     """
     height, width = int(image_shape[0]), int(image_shape[1])
     x, y, w, h = _box(face)
-    half = margin / 2
+    half = _check_margin(margin) * (w + h) / 4.0
     x1 = int(max(x - half, 0))
     y1 = int(max(y - half, 0))
     x2 = int(min(x + w + half, width))
     y2 = int(min(y + h + half, height))
     if x2 <= x1 or y2 <= y1:
         raise FaceImageError(
-            f"the face box {[x, y, w, h]} with margin {margin} holds no pixel of the "
+            f"the face box {[x, y, w, h]} with margin {margin:g} holds no pixel of the "
             f"{width}x{height} image"
         )
     return x1, y1, x2, y2
 
 
-def align_face(image: ImageSource, face: Face, size: int = 160, margin: int = 32) -> np.ndarray:
+def align_face(image: ImageSource, face: Face, size: int = 160, margin: float = MARGIN_FRACTION) -> np.ndarray:
     """Cut one detected face out of a photo, ready for the encoder.
 
     Args:
@@ -60,8 +85,9 @@ def align_face(image: ImageSource, face: Face, size: int = 160, margin: int = 32
         face: a dict from :func:`fr_utils.detect.detect_faces`, or its box
             ``[x, y, w, h]``.
         size: side of the square crop returned (the encoder takes 160).
-        margin: pixels added around the box in total (half on each side),
-            measured in the photo, before resizing; 32 as for LFW.
+        margin: added around the box in total (half on each side), as a
+            fraction of the box's mean side (default :data:`MARGIN_FRACTION`,
+            Sandberg's 32 px on a typical 250-px LFW photo).
     Returns:
         (size, size, 3) uint8 RGB crop.
     Raises:
@@ -70,14 +96,15 @@ def align_face(image: ImageSource, face: Face, size: int = 160, margin: int = 32
     return _cut_box(as_rgb_array(image), face, size, margin)
 
 
-def _cut_box(img: np.ndarray, face: Face, size: int = 160, margin: int = 32) -> np.ndarray:
+def _cut_box(img: np.ndarray, face: Face, size: int = 160, margin: float = MARGIN_FRACTION) -> np.ndarray:
     """:func:`align_face` on an RGB uint8 array already read and checked by ``as_rgb_array``."""
     x1, y1, x2, y2 = crop_box(img.shape, face, margin)
     crop = np.ascontiguousarray(img[y1:y2, x1:x2])
     return resize(crop, int(size))
 
 
-def align_faces(image: ImageSource, faces: Sequence[Face], size: int = 160, margin: int = 32) -> np.ndarray:
+def align_faces(image: ImageSource, faces: Sequence[Face], size: int = 160,
+                margin: float = MARGIN_FRACTION) -> np.ndarray:
     """:func:`align_face` for every face of one photo: (n, size, size, 3) uint8."""
     img = as_rgb_array(image)
     crops = [_cut_box(img, face, size, margin) for face in faces]
@@ -87,7 +114,8 @@ def align_faces(image: ImageSource, faces: Sequence[Face], size: int = 160, marg
 
 
 #: Where :func:`align_similarity` puts the five MTCNN keypoints in a 160 x 160
-#: crop: their mean position in :func:`align_face` crops (box + 32 px margin) of
+#: crop: their mean position in :func:`align_face` crops (box + 32 px margin, which
+#: :data:`MARGIN_FRACTION` equals on a typical LFW face) of
 #: the LFW View 1 training images (``pairsDevTrain.txt``), measured by
 #: ``benchmarks/similarity_template.py`` (3,439 faces). So the similarity crop
 #: has the scale and centring the encoder was trained on, with the face's roll

@@ -15,8 +15,10 @@ Each face comes back as a dict, in pixel coordinates of the image given::
                    'mouth_right': (x, y)}}
 
 sorted by box area, largest first. Large photos are downscaled before
-detection (longest side ``max_side``, 1024 px by default) and the results are
-mapped back to the original's coordinates.
+detection (longest side ``max_side``, :data:`MAX_SIDE` by default) and the
+results are mapped back to the original's coordinates. The defaults
+(:data:`MAX_SIDE`, :data:`MIN_FACE_SIZE`, :data:`MIN_CONFIDENCE`) were chosen by
+measurement on LFW at four photo sizes (``docs/lfw.md``, "Scale-invariant crops").
 """
 
 from __future__ import annotations
@@ -33,6 +35,21 @@ KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 #: Images whose shorter side is below this are too small for MTCNN's first
 #: stage (P-Net looks at 12 x 12 windows); they hold no detectable face.
 MIN_SIDE = 12
+
+#: Photos whose longest side is larger are downscaled to it before detection.
+#: MTCNN's time grows with the pixels analysed; above this size the boxes, and
+#: LFW accuracy, no longer change (``docs/lfw.md``, "Scale-invariant crops").
+MAX_SIDE = 320
+
+#: The smallest face looked for, in pixels of the image as analysed (after
+#: downscaling to :data:`MAX_SIDE`): 20 px of 640, 3% of the longest side. The
+#: ``mtcnn`` package (1.0.0) sizes its image pyramid as if this were 20 and finds
+#: no face at all with larger values (measured: ``docs/lfw.md``), so faces
+#: smaller relative to the photo are left out by analysing it smaller, not by this.
+MIN_FACE_SIZE = 20
+
+#: Faces whose O-Net confidence is below this are dropped.
+MIN_CONFIDENCE = 0.9
 
 _detector = None
 _lock = threading.Lock()
@@ -89,9 +106,9 @@ def _face(raw: dict, scale: float, w: int, h: int) -> dict | None:
 def detect_faces(
     image: ImageSource,
     *,
-    min_confidence: float = 0.9,
-    max_side: int | None = 1024,
-    min_face_size: int = 20,
+    min_confidence: float = MIN_CONFIDENCE,
+    max_side: int | None = MAX_SIDE,
+    min_face_size: int = MIN_FACE_SIZE,
 ) -> list[dict]:
     """Find the faces in a photo.
 
@@ -114,8 +131,8 @@ def detect_faces(
     return _faces_in(as_rgb_array(image), min_confidence, max_side, min_face_size)
 
 
-def _faces_in(img: np.ndarray, min_confidence: float = 0.9, max_side: int | None = 1024,
-              min_face_size: int = 20) -> list[dict]:
+def _faces_in(img: np.ndarray, min_confidence: float = MIN_CONFIDENCE, max_side: int | None = MAX_SIDE,
+              min_face_size: int = MIN_FACE_SIZE) -> list[dict]:
     """:func:`detect_faces` on an RGB uint8 array already read and checked by ``as_rgb_array``."""
     h, w = img.shape[:2]
     if min(h, w) < MIN_SIDE:

@@ -7,11 +7,17 @@ live under ``<cache>/`` (default ``~/.cache/fr_utils/embeddings``, or
 
 * ``detections/<detector>/``: every face MTCNN found in each file (box,
   confidence, five keypoints), so another alignment variant or another model
-  never runs the detector again;
+  never runs the detector again; the folder names the ``mtcnn`` version and
+  the detection settings (``fr_utils.detect.MAX_SIDE``, ``MIN_FACE_SIZE``);
 * ``<model>-<alignment>-<flip>/``: one embedding row per file and face box
   for one model (the pretrained encoder is named by its weights' sha256 from
   the manifest, any other model by a sha256 of its weights), alignment variant
-  and flip. Files without a face get no row (their result is NaN).
+  (the box crop named with its margin, ``box0.2991``, so a new crop never reads
+  an old entry) and flip. Files without a face get no row (their result is NaN).
+
+With ``scale`` other than 1 (``benchmarks/lfw_scales.py``), each photo is
+resized by that factor before detection, and both folder names end in
+``-x<scale>``.
 
 A file is identified by its absolute path, size and modification time, so an
 edited photo is embedded again. Each cache is a folder of immutable chunk files,
@@ -173,15 +179,56 @@ class _EmbeddingStore(_ChunkStore):
 # --------------------------------------------------------------------------- the model's identity
 
 
-def detector_name() -> str:
-    """The detector's cache folder name: ``mtcnn-<package version>-all`` (every face the
-    package reports is cached, whatever its confidence; callers filter)."""
+def _scale_suffix(scale: float) -> str:
+    return "" if scale == 1 else f"-x{scale:g}"
+
+
+def detector_name(scale: float = 1.0) -> str:
+    """The detector's cache folder name: ``mtcnn-<package version>-side<MAX_SIDE>-min<MIN_FACE_SIZE>-all``
+    (every face the package reports is cached, whatever its confidence; callers
+    filter), plus ``-x<scale>`` for photos resized by ``scale``."""
     from importlib.metadata import PackageNotFoundError, version
 
+    from fr_utils.detect import MAX_SIDE, MIN_FACE_SIZE
+
     try:
-        return f"mtcnn-{version('mtcnn')}-all"
+        package = f"mtcnn-{version('mtcnn')}"
     except PackageNotFoundError:
-        return "mtcnn-unknown-all"
+        package = "mtcnn-unknown"
+    return f"{package}-side{MAX_SIDE}-min{MIN_FACE_SIZE}-all{_scale_suffix(scale)}"
+
+
+def alignment_name(alignment: str) -> str:
+    """The alignment's part of the embedding cache's folder name: ``box<margin>``
+    (:data:`fr_utils.align.MARGIN_FRACTION`, 4 decimals) or ``similarity``."""
+    from fr_utils.align import MARGIN_FRACTION
+
+    if alignment == "box":
+        return f"box{MARGIN_FRACTION:.4f}"
+    if alignment == "similarity":
+        return "similarity"
+    raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+
+
+def _check_scale(scale: float) -> float:
+    try:
+        value = float(scale)
+    except (TypeError, ValueError):
+        raise ValueError(f"scale must be a positive number, got {scale!r}") from None
+    if not 0.05 <= value <= 16:
+        raise ValueError(f"scale must be between 0.05 and 16, got {scale!r}")
+    return value
+
+
+def scaled(img: np.ndarray, scale: float) -> np.ndarray:
+    """An RGB uint8 photo resized by ``scale`` (bicubic, each side rounded), or itself when ``scale`` is 1."""
+    if scale == 1:
+        return img
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(img).resize(size, Image.BICUBIC), dtype=np.uint8)
 
 
 # --------------------------------------------------------------------------- embedding
@@ -192,7 +239,7 @@ def _aligner(alignment: str) -> Callable[[np.ndarray, dict, int], np.ndarray]:
     from fr_utils.align import _cut_box, _cut_similarity
 
     if alignment == "box":
-        return lambda img, face, size: _cut_box(img, face, size=size, margin=32)
+        return lambda img, face, size: _cut_box(img, face, size=size)
     if alignment == "similarity":
         return _cut_similarity
     raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
@@ -210,15 +257,16 @@ def _detect(img: np.ndarray) -> list[dict]:
 
 
 class _Reader:
-    """Reads each file once per call: ``reader(i)`` is the checked RGB image of ``paths[i]``."""
+    """Reads each file once per call: ``reader(i)`` is the checked RGB image of ``paths[i]``
+    (resized by ``scale``)."""
 
-    def __init__(self, paths: Sequence[Path], keys: Sequence[str]):
-        self.paths, self.keys, self.images = paths, keys, {}
+    def __init__(self, paths: Sequence[Path], keys: Sequence[str], scale: float = 1.0):
+        self.paths, self.keys, self.images, self.scale = paths, keys, {}, scale
 
     def __call__(self, i: int) -> np.ndarray:
         key = self.keys[i]
         if key not in self.images:
-            self.images[key] = load_image(self.paths[i])
+            self.images[key] = scaled(load_image(self.paths[i]), self.scale)
         return self.images[key]
 
 
@@ -235,13 +283,16 @@ def detect_files(
     *,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
-    min_confidence: float = 0.9,
+    min_confidence: float | None = None,
+    scale: float = 1.0,
 ) -> list[list[dict]]:
     """Every face MTCNN finds in each of n photo files, through the detection cache.
 
     The cache holds every face the ``mtcnn`` package reports (its last stage
     keeps confidences of 0.8 and more); ``min_confidence`` filters them, as in
-    :func:`fr_utils.detect.detect_faces` (default 0.9, the same).
+    :func:`fr_utils.detect.detect_faces` (default :data:`fr_utils.detect.MIN_CONFIDENCE`).
+    ``scale``: resize each photo by this factor first (boxes are then in the
+    resized photo's pixels).
 
     Returns:
         n lists of face dicts (``box``, ``confidence``, ``keypoints``; see
@@ -249,15 +300,19 @@ def detect_files(
     Raises:
         FaceImageError: a file is missing or unreadable (the message names it).
     """
+    from fr_utils.detect import MIN_CONFIDENCE
+
+    min_confidence = MIN_CONFIDENCE if min_confidence is None else min_confidence
+    scale = _check_scale(scale)
     paths = [Path(p) for p in paths]
     keys = [file_key(p) for p in paths]
-    store = _DetectionStore(_root(cache_dir) / "detections" / detector_name())
+    store = _DetectionStore(_root(cache_dir) / "detections" / detector_name(scale))
     todo = [i for i, k in enumerate(keys) if k not in store.entries]
     with progress_bar(len(todo), progress, "detecting") as bar:
         try:
             for i in todo:
                 if keys[i] not in store.entries:
-                    store.add(keys[i], _detect(load_image(paths[i])))
+                    store.add(keys[i], _detect(scaled(load_image(paths[i]), scale)))
                 if len(store.pending) >= CHUNK_SIZE:
                     store.flush()
                 bar.update(1)
@@ -297,14 +352,15 @@ def embed_files(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
     face: str = "largest",
-    min_confidence: float = 0.9,
+    min_confidence: float | None = None,
+    scale: float = 1.0,
 ) -> np.ndarray:
     """Embed the largest face of each photo file, with an on-disk cache.
 
     Each photo goes through MTCNN (:func:`fr_utils.detect.detect_faces`); its
-    largest face (or see ``face``) is cropped (``alignment="box"``: the box plus a 32-px margin,
-    as :func:`fr_utils.encode_images` does, so the rows equal
-    ``encode_images(paths, detect=True, margin=32)``; ``"similarity"``: see
+    largest face (or see ``face``) is cropped (``alignment="box"``: the box plus
+    its margin, :func:`fr_utils.align.crop_box`, as :func:`fr_utils.encode_images`
+    does, so the rows equal ``encode_images(paths)``; ``"similarity"``: see
     :func:`fr_utils.align.align_similarity`), resized to the model's input
     size, standardised with ``fixed_image_standardization`` and encoded in
     batches of 32.
@@ -322,8 +378,12 @@ def embed_files(
         progress: show a progress bar over the files not yet cached.
         face: which face of a photo with several: ``"largest"`` (default) or
             ``"central"`` (see :func:`choose_face`).
-        min_confidence: faces MTCNN is less sure of are ignored (0.9 as in
-            :func:`fr_utils.detect.detect_faces`; the package reports none below 0.8).
+        min_confidence: faces MTCNN is less sure of are ignored (default
+            :data:`fr_utils.detect.MIN_CONFIDENCE`, as :func:`fr_utils.detect.detect_faces`;
+            the package reports none below 0.8).
+        scale: resize each photo by this factor (bicubic) before detecting and
+            cropping: how ``benchmarks/lfw_scales.py`` measures the pipeline on
+            larger and smaller photos. Cached apart from the photos as they are.
     Returns:
         float32 array of shape (n, d), d = 512 for the pretrained encoder (1024
         with ``flip=True``), one row per path in order; a row is all NaN where
@@ -333,7 +393,11 @@ def embed_files(
             message names it). Nothing already cached is lost.
         ValueError: unknown ``alignment``.
     """
+    from fr_utils.detect import MIN_CONFIDENCE
+
     align_fn = _aligner(alignment)
+    min_confidence = MIN_CONFIDENCE if min_confidence is None else min_confidence
+    scale = _check_scale(scale)
     if face not in FACE_CHOICES:
         raise ValueError(f"face must be one of {FACE_CHOICES}, got {face!r}")
     paths = [Path(p) for p in paths]
@@ -342,8 +406,9 @@ def embed_files(
     dim = int(model.output_shape[-1]) * (2 if flip else 1)
     root = _root(cache_dir)
     keys = [file_key(p) for p in paths]
-    detections = _DetectionStore(root / "detections" / detector_name())
-    name = f"{model_identity(model)['weights_sha256'][:16]}-{alignment}-{'flip' if flip else 'noflip'}"
+    detections = _DetectionStore(root / "detections" / detector_name(scale))
+    name = (f"{model_identity(model)['weights_sha256'][:16]}-{alignment_name(alignment)}-"
+            f"{'flip' if flip else 'noflip'}{_scale_suffix(scale)}")
     embeddings = _EmbeddingStore(root / name, dim)
 
     # One row per (file, face box): "largest" and "central" share the rows where they agree.
@@ -365,7 +430,7 @@ def embed_files(
         try:
             for start in range(0, len(work), CHUNK_SIZE):
                 chunk = work[start : start + CHUNK_SIZE]
-                read = _Reader(paths, keys)  # each file of the chunk read and checked once
+                read = _Reader(paths, keys, scale)  # each file of the chunk read and checked once
                 todo: dict[str, tuple[int, dict]] = {}
                 for i in chunk:
                     if keys[i] not in detections.entries:

@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from fr_utils.align import _cut_box
+from fr_utils.align import MARGIN_FRACTION, _cut_box
 from fr_utils.detect import _faces_in
 from fr_utils.errors import FaceImageError, NoFaceError
 from fr_utils.images import ImageSource, as_rgb_array, describe, fixed_image_standardization, prewhiten, resize
@@ -193,8 +193,12 @@ def preprocess(image: ImageSource, size: int = 160, *, model=None) -> np.ndarray
     return _model_input(as_rgb_array(image), size)
 
 
-def face_crop(image: ImageSource, margin: int = 32, size: int = 160) -> np.ndarray:
+def face_crop(image: ImageSource, margin: float = MARGIN_FRACTION, size: int = 160) -> np.ndarray:
     """The largest face of a photo, detected with MTCNN and cropped as the encoder expects.
+
+    The one crop of the project: the box widened by ``margin`` times its mean
+    side (:data:`fr_utils.align.MARGIN_FRACTION`, Sandberg's LFW crop at any
+    photo size), see :func:`fr_utils.align.crop_box`.
 
     Returns:
         (size, size, 3) uint8 crop (see :func:`fr_utils.align.align_face`).
@@ -262,7 +266,7 @@ def encode_batch(
     model=None,
     *,
     detect: bool = True,
-    margin: int = 32,
+    margin: float = MARGIN_FRACTION,
     crop: Callable[[object], np.ndarray] | None = None,
     flip: bool = False,
     batch_size: int = 32,
@@ -278,7 +282,8 @@ def encode_batch(
             ``crop`` takes.
         model: the encoder; ``fr_utils.load_facenet()`` when omitted.
         detect, margin: as in :func:`img_to_encoding`: the largest face found by
-            MTCNN plus ``margin`` pixels (``detect=True``), or the whole image taken
+            MTCNN plus ``margin`` (a fraction of the box's mean side, see
+            :func:`fr_utils.align.crop_box`) (``detect=True``), or the whole image taken
             as a face crop (``detect=False``).
         crop: instead of ``detect``: a function from one item to its (H, W, 3)
             uint8 face crop (it reads the image itself).
@@ -335,12 +340,14 @@ def encode_batch(
 # --------------------------------------------------------------------------- the course's functions
 
 
-def img_to_encoding(image: ImageSource, model=None, *, detect: bool = True, margin: int = 32) -> np.ndarray:
+def img_to_encoding(image: ImageSource, model=None, *, detect: bool = True,
+                    margin: float = MARGIN_FRACTION) -> np.ndarray:
     """Encode the face in one image.
 
     How it decides what to encode: with ``detect=True`` (the default) the image is
-    treated as a photo: MTCNN finds the faces, the largest one is cropped with
-    ``margin`` pixels around its box (Sandberg's LFW protocol) and encoded. With
+    treated as a photo: MTCNN finds the faces, the largest one is cropped with a
+    margin around its box proportional to the box (Sandberg's LFW crop at any
+    photo size, :func:`fr_utils.align.crop_box`) and encoded. With
     ``detect=False`` the whole image is taken as an already-cropped face (an
     LFW-style crop or the output of ``align_face``) and only resized.
 
@@ -348,7 +355,8 @@ def img_to_encoding(image: ImageSource, model=None, *, detect: bool = True, marg
         image: a path to an image file, its bytes, or an RGB array (H, W, 3).
         model: the encoder; ``fr_utils.load_facenet()`` when omitted.
         detect: find the face first (True) or take the image as a face crop (False).
-        margin: pixels around the detected box, in total (half on each side).
+        margin: around the detected box, in total (half on each side), as a fraction
+            of the box's mean side (default :data:`fr_utils.align.MARGIN_FRACTION`).
     Returns:
         float32 array of shape (1, d) with unit L2 norm: d = 512 for the default
         encoder, 128 for ``load_facenet("facenet_20170512-110547")``.
@@ -364,7 +372,7 @@ def encode_images(
     model=None,
     *,
     detect: bool = True,
-    margin: int = 32,
+    margin: float = MARGIN_FRACTION,
     batch_size: int = 32,
     on_no_face: str = "raise",
     progress: bool | None = None,
@@ -388,7 +396,7 @@ def encode_images(
                         on_bad=on_no_face, bad=NoFaceError, progress=progress).embeddings
 
 
-def encode_faces(image: ImageSource, model=None, *, margin: int = 32) -> list[dict]:
+def encode_faces(image: ImageSource, model=None, *, margin: float = MARGIN_FRACTION) -> list[dict]:
     """Detect every face in a photo and encode each one (one batched model call).
 
     Returns:

@@ -38,6 +38,7 @@ from typing import Sequence
 import numpy as np
 
 from fr_utils.datasets import dataset_path
+from fr_utils.detect import MIN_CONFIDENCE
 from fr_utils.embedding_cache import ALIGNMENTS, FACE_CHOICES, embed_files
 from fr_utils.errors import DatasetsNotFound, FaceImageError, PairsFileError, report
 from fr_utils.matching import METRICS, check_metric, is_match
@@ -503,12 +504,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--lfw-dir", type=Path, default=None,
                        help="LFW images, <name>/<name>_0001.jpg (default: $FR_DATASETS/lfw-deepfunneled)")
         p.add_argument("--alignment", choices=ALIGNMENTS, default="box",
-                       help="box: MTCNN box + 32 px margin (default); similarity: 5-point similarity transform")
+                       help="box: MTCNN box + a margin of 0.30 of its side, Sandberg's LFW crop at any size "
+                            "(default); similarity: 5-point similarity transform")
         p.add_argument("--face", choices=FACE_CHOICES, default=None,
                        help="which face of a photo with several: largest (default; --published: central, "
                             "Sandberg's rule: large and near the centre)")
         p.add_argument("--min-confidence", type=float, default=None,
-                       help="ignore faces MTCNN is less sure of (default 0.9; --published: 0.8, the lowest the "
+                       help=f"ignore faces MTCNN is less sure of (default {MIN_CONFIDENCE:g}; --published: 0.8, the lowest the "
                             "mtcnn package reports, nearest to the 0.7 of Sandberg's alignment script)")
         p.add_argument("--flip", action="store_true", help="concatenate the embeddings of the crop and its mirror")
         p.add_argument("--metric", choices=METRICS, default="euclidean", help="distance (default euclidean, L2)")
@@ -550,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         args.face = args.face or "central"
         args.min_confidence = 0.8 if args.min_confidence is None else args.min_confidence
     args.face = args.face or "largest"
-    args.min_confidence = 0.9 if args.min_confidence is None else args.min_confidence
+    args.min_confidence = MIN_CONFIDENCE if args.min_confidence is None else args.min_confidence
     try:
         if args.command == "lfw":
             res = _run_lfw(args)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fr_utils.align import align_face, align_faces, crop_box
+from fr_utils.align import MARGIN_FRACTION, align_face, align_faces, crop_box
 from fr_utils.detect import KEYPOINTS, detect_faces, get_detector, largest_face
 from fr_utils.draw import draw_faces
 from fr_utils.data import cast_dir
@@ -178,19 +178,75 @@ def test_min_confidence_filters():
 # align
 
 
-def test_crop_box_follows_sandbergs_lfw_protocol():
+def test_crop_box_margin_is_proportional_to_the_box():
     shape = (480, 640, 3)
-    # box widened by margin/2 = 16 on every side, truncated to whole pixels
-    assert crop_box(shape, [100, 50, 80, 120], margin=32) == (84, 34, 196, 186)
-    assert crop_box(shape, {"box": [100.7, 50.2, 80, 120]}, margin=32) == (84, 34, 196, 186)
+    # Sandberg's LFW crop on a typical LFW box (mean side 107 px): 16 px on every side
+    assert MARGIN_FRACTION * 107 / 2 == pytest.approx(16.0)
+    assert crop_box(shape, [100, 50, 91, 123]) == (84, 34, 207, 189)
+    # a box of mean side 100 with margin 0.32: 16 px on each side, truncated to whole pixels
+    assert crop_box(shape, [100, 50, 80, 120], margin=0.32) == (84, 34, 196, 186)
+    assert crop_box(shape, {"box": [100.7, 50.2, 80, 120]}, margin=0.32) == (84, 34, 196, 186)
     assert crop_box(shape, [100, 50, 80, 120], margin=0) == (100, 50, 180, 170)
+    # twice the box, twice the margin
+    assert crop_box(shape, [200, 100, 160, 240], margin=0.32) == (168, 68, 392, 372)
     # clipped to the image
-    assert crop_box(shape, [5, 3, 100, 100], margin=32) == (0, 0, 121, 119)
-    assert crop_box(shape, [600, 450, 60, 60], margin=32) == (584, 434, 640, 480)
+    assert crop_box(shape, [5, 3, 100, 100], margin=0.32) == (0, 0, 121, 119)
+    assert crop_box(shape, [600, 450, 60, 60], margin=0.32) == (590, 440, 640, 480)
     with pytest.raises(FaceImageError, match="holds no pixel"):
         crop_box(shape, [700, 10, 20, 20], margin=0)
     with pytest.raises(FaceImageError):
         crop_box(shape, "not a box")
+
+
+@pytest.mark.parametrize("margin", [32, -0.1, "wide", None])
+def test_a_margin_that_is_not_a_fraction_is_refused(margin):
+    with pytest.raises(ValueError, match=r"margin must be a (number|fraction).*" + (
+            "no longer a number of pixels" if margin == 32 else "")):
+        crop_box((480, 640, 3), [100, 50, 80, 120], margin=margin)
+
+
+def test_a_tiny_face_gets_a_tiny_margin_and_still_a_crop():
+    img = np.zeros((40, 40, 3), dtype=np.uint8)
+    img[18:22, 18:22] = 255
+    # a 4-px face: 0.6 px of margin on each side, truncated: the box itself
+    assert crop_box(img.shape, [18, 18, 4, 4]) == (17, 17, 22, 22)
+    crop = align_face(img, [18, 18, 4, 4], size=160)
+    assert crop.shape == (160, 160, 3) and crop[80, 80].min() == 255
+    # a 1-px box still holds one pixel
+    assert crop_box(img.shape, [0, 0, 1, 1]) == (0, 0, 1, 1)
+
+
+def test_an_upscaled_photo_gives_the_same_crop():
+    """The same face in a photo twice and three times as large (its box scaled alike)
+    gives the same crop, within interpolation error; with a fixed pixel margin it would
+    not (the margin would shrink relative to the face)."""
+    img = load_image(HOPPER)
+    face = detect_faces(img)[0]
+    crop = align_face(img, face).astype(np.float64)
+    h, w = img.shape[:2]
+    for k in (2, 3):
+        big = np.asarray(Image.fromarray(img).resize((w * k, h * k), Image.BICUBIC))
+        box = [v * k for v in face["box"]]
+        scaled = align_face(big, box).astype(np.float64)
+        assert np.abs(scaled - crop).mean() < 6.0, k  # grey levels of 255 (measured 3.1 and 4.1)
+        # a margin in pixels (the box + 32 px at 1x, 32 px at k x) would frame the face differently
+        x1, y1, x2, y2 = crop_box(img.shape, face, margin=0)
+        fixed = resize(np.ascontiguousarray(big[max(k * y1 - 16, 0):k * y2 + 16, max(k * x1 - 16, 0):k * x2 + 16]),
+                       160).astype(np.float64)
+        assert np.abs(fixed - crop).mean() > 2 * np.abs(scaled - crop).mean(), k
+
+
+def test_the_face_detected_at_twice_the_size_is_cropped_alike():
+    """Detection and crop together: the largest face of the photo and of its 2x
+    upscale (detected apart) give nearly the same region of the face."""
+    img = load_image(HOPPER)
+    h, w = img.shape[:2]
+    big = np.asarray(Image.fromarray(img).resize((w * 2, h * 2), Image.BICUBIC))
+    a = np.array(crop_box(img.shape, detect_faces(img)[0]), dtype=float)
+    b = np.array(crop_box(big.shape, detect_faces(big)[0]), dtype=float) / 2
+    inter = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None))
+    union = np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter
+    assert inter / union > 0.85  # MTCNN's own jitter across sizes (measured 0.89)
 
 
 def test_align_face_is_a_bilinear_resize_of_the_crop():
@@ -198,20 +254,20 @@ def test_align_face_is_a_bilinear_resize_of_the_crop():
     face = detect_faces(img)[0]
     crop = align_face(img, face)
     assert crop.shape == (160, 160, 3) and crop.dtype == np.uint8
-    x1, y1, x2, y2 = crop_box(img.shape, face, 32)
+    x1, y1, x2, y2 = crop_box(img.shape, face)
     expected = np.asarray(Image.fromarray(img[y1:y2, x1:x2]).resize((160, 160), Image.BILINEAR))
     np.testing.assert_array_equal(crop, expected)
     np.testing.assert_array_equal(crop, resize(np.ascontiguousarray(img[y1:y2, x1:x2]), 160))
     # the same from a path, or from the box alone
     np.testing.assert_array_equal(align_face(HOPPER, face["box"]), crop)
-    assert align_face(img, face, size=182, margin=44).shape == (182, 182, 3)
+    assert align_face(img, face, size=182, margin=0.4).shape == (182, 182, 3)
 
 
 def test_align_face_near_the_border_and_outside():
     img = np.zeros((100, 100, 3), dtype=np.uint8)
     img[:50, :50] = 255
-    crop = align_face(img, [0, 0, 50, 50], size=32, margin=32)
-    # clipped box is (0, 0, 66, 66): three quarters white, to the top left
+    crop = align_face(img, [0, 0, 50, 50], size=32, margin=0.64)
+    # 16 px on each side, clipped: (0, 0, 66, 66), three quarters white, to the top left
     assert crop.shape == (32, 32, 3)
     assert crop[:20, :20].min() == 255 and crop[28:, 28:].max() == 0
     with pytest.raises(FaceImageError):

@@ -315,6 +315,39 @@ def test_embed_files_matches_encode_images_and_caches(facenet, photos, tmp_path,
     assert len(detections) == len(photos) + 1
 
 
+def test_scaled_photos_are_detected_and_cached_apart(facenet, photos, tmp_path):
+    """``scale`` resizes each photo before detection (what benchmarks/lfw_scales.py
+    measures): its rows are encode_images of the resized photos, cached in folders of
+    their own, and the crop's margin is in the embedding folder's name."""
+    import fr_utils
+    from fr_utils.images import load_image
+
+    cache = tmp_path / "cache"
+    counting = CountingModel(facenet)
+    two_people = [photos[0], next(p for p in photos if p.name.split("_")[0] != photos[0].name.split("_")[0])]
+    one = embed_files(two_people, counting, cache_dir=cache, progress=False)
+    double = embed_files(two_people, counting, cache_dir=cache, progress=False, scale=2)
+    assert counting.images == 4
+    big = [embedding_cache.scaled(load_image(p), 2) for p in two_people]
+    assert big[0].shape[:2] == tuple(2 * v for v in load_image(two_people[0]).shape[:2])
+    np.testing.assert_allclose(double, fr_utils.encode_images(big, facenet), atol=1e-5)
+    # the same face at twice the size stays far nearer to itself than to the other person
+    d_self = np.linalg.norm(one - double, axis=1)
+    assert d_self.max() < 0.5 * np.linalg.norm(one[0] - one[1])
+    again = embed_files(two_people, counting, cache_dir=cache, progress=False, scale=2)
+    np.testing.assert_array_equal(again, double)
+    assert counting.images == 4
+    folders = {p.relative_to(cache).as_posix() for p in cache.glob("*/*") if p.is_dir()} | {
+        p.name for p in cache.iterdir() if p.is_dir()}
+    box = f"box{align.MARGIN_FRACTION:.4f}"
+    assert any(name.endswith(f"-{box}-noflip") for name in folders), folders
+    assert any(name.endswith(f"-{box}-noflip-x2") for name in folders), folders
+    assert f"detections/{embedding_cache.detector_name()}" in folders
+    assert f"detections/{embedding_cache.detector_name(2)}" in folders
+    with pytest.raises(ValueError, match="scale must be"):
+        embed_files(two_people, counting, cache_dir=cache, progress=False, scale=0)
+
+
 def test_damaged_cache_file_is_ignored_with_a_warning(facenet, photos, tmp_path):
     cache = tmp_path / "cache"
     counting = CountingModel(facenet)
