@@ -35,7 +35,7 @@ def main() -> int:
         if not faces:
             continue
         h, w = load_image(path).shape[:2]
-        x1, y1, x2, y2 = crop_box((h, w), faces[0], 32)
+        x1, y1, x2, y2 = crop_box((h, w), faces[0])
         kp = faces[0]["keypoints"]
         points.append([[(kp[k][0] - x1) * 160 / (x2 - x1), (kp[k][1] - y1) * 160 / (y2 - y1)]
                        for k in ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")])
