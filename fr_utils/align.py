@@ -42,42 +42,47 @@ def _box(face: Face) -> tuple[float, float, float, float]:
     return x, y, w, h
 
 
-def _check_margin(margin: float) -> float:
-    try:
-        m = float(margin)
-    except (TypeError, ValueError):
-        raise ValueError(f"margin must be a number (a fraction of the box's side), got {margin!r}") from None
-    if not 0.0 <= m <= 2.0:
-        raise ValueError(
-            f"margin must be a fraction of the face box's mean side between 0 and 2 (default "
-            f"{MARGIN_FRACTION:.3f}), got {margin!r}; it is no longer a number of pixels")
-    return m
+def margin_pixels(face: Face, margin: float | None = None) -> float:
+    """The margin, in pixels in total (half on each side), that :func:`crop_box` adds
+    around ``face``'s box: ``margin`` itself when given, else :data:`MARGIN_FRACTION`
+    of the box's mean side ``(w + h) / 2``."""
+    if margin is not None:
+        try:
+            value = float(margin)
+        except (TypeError, ValueError):
+            raise ValueError(f"margin must be a number of pixels or None, got {margin!r}") from None
+        if not value >= 0:
+            raise ValueError(f"margin must be a number of pixels >= 0 or None, got {margin!r}")
+        return value
+    _, _, w, h = _box(face)
+    return MARGIN_FRACTION * (w + h) / 2.0
 
 
-def crop_box(image_shape: Sequence[int], face: Face, margin: float = MARGIN_FRACTION) -> tuple[int, int, int, int]:
-    """The (x1, y1, x2, y2) pixel slice :func:`align_face` cuts out.
+def crop_box(image_shape: Sequence[int], face: Face, margin: float | None = None) -> tuple[int, int, int, int]:
+    """The (x1, y1, x2, y2) pixel slice :func:`align_face` cuts out: the one crop of the project.
 
-    The box widened on each side by ``margin / 2`` times its mean side
-    ``(w + h) / 2`` (then truncated to whole pixels, as ``align_dataset_mtcnn.py``
-    does) and clipped to the image. With the default :data:`MARGIN_FRACTION`, a
-    107-px LFW face gets Sandberg's 16 px on each side.
+    The box widened on each side by half of :func:`margin_pixels` (by default
+    :data:`MARGIN_FRACTION` of its mean side, so the crop scales with the face;
+    ``margin``: a fixed number of pixels instead), then truncated to whole
+    pixels, as ``align_dataset_mtcnn.py`` does, and clipped to the image. A
+    typical 107-px LFW face gets Sandberg's 16 px on each side either way.
     """
     height, width = int(image_shape[0]), int(image_shape[1])
     x, y, w, h = _box(face)
-    half = _check_margin(margin) * (w + h) / 4.0
+    half = margin_pixels(face, margin) / 2.0
     x1 = int(max(x - half, 0))
     y1 = int(max(y - half, 0))
     x2 = int(min(x + w + half, width))
     y2 = int(min(y + h + half, height))
     if x2 <= x1 or y2 <= y1:
         raise FaceImageError(
-            f"the face box {[x, y, w, h]} with margin {margin:g} holds no pixel of the "
+            f"the face box {[x, y, w, h]} with a margin of {2 * half:g} px holds no pixel of the "
             f"{width}x{height} image"
         )
     return x1, y1, x2, y2
 
 
-def align_face(image: ImageSource, face: Face, size: int = 160, margin: float = MARGIN_FRACTION) -> np.ndarray:
+def align_face(image: ImageSource, face: Face, size: int = 160, margin: float | None = None) -> np.ndarray:
     """Cut one detected face out of a photo, ready for the encoder.
 
     Args:
@@ -85,9 +90,10 @@ def align_face(image: ImageSource, face: Face, size: int = 160, margin: float = 
         face: a dict from :func:`fr_utils.detect.detect_faces`, or its box
             ``[x, y, w, h]``.
         size: side of the square crop returned (the encoder takes 160).
-        margin: added around the box in total (half on each side), as a
-            fraction of the box's mean side (default :data:`MARGIN_FRACTION`,
-            Sandberg's 32 px on a typical 250-px LFW photo).
+        margin: pixels added around the box in total (half on each side);
+            ``None`` (default): :data:`MARGIN_FRACTION` of the box's mean side,
+            Sandberg's 32 px on a typical 250-px LFW photo, the same
+            proportions at any photo size.
     Returns:
         (size, size, 3) uint8 RGB crop.
     Raises:
@@ -96,7 +102,7 @@ def align_face(image: ImageSource, face: Face, size: int = 160, margin: float = 
     return _cut_box(as_rgb_array(image), face, size, margin)
 
 
-def _cut_box(img: np.ndarray, face: Face, size: int = 160, margin: float = MARGIN_FRACTION) -> np.ndarray:
+def _cut_box(img: np.ndarray, face: Face, size: int = 160, margin: float | None = None) -> np.ndarray:
     """:func:`align_face` on an RGB uint8 array already read and checked by ``as_rgb_array``."""
     x1, y1, x2, y2 = crop_box(img.shape, face, margin)
     crop = np.ascontiguousarray(img[y1:y2, x1:x2])
@@ -104,7 +110,7 @@ def _cut_box(img: np.ndarray, face: Face, size: int = 160, margin: float = MARGI
 
 
 def align_faces(image: ImageSource, faces: Sequence[Face], size: int = 160,
-                margin: float = MARGIN_FRACTION) -> np.ndarray:
+                margin: float | None = None) -> np.ndarray:
     """:func:`align_face` for every face of one photo: (n, size, size, 3) uint8."""
     img = as_rgb_array(image)
     crops = [_cut_box(img, face, size, margin) for face in faces]

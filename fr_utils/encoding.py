@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from fr_utils.align import MARGIN_FRACTION, _cut_box
+from fr_utils.align import _cut_box
 from fr_utils.detect import _faces_in
 from fr_utils.errors import FaceImageError, NoFaceError
 from fr_utils.images import ImageSource, as_rgb_array, describe, fixed_image_standardization, prewhiten, resize
@@ -193,12 +193,12 @@ def preprocess(image: ImageSource, size: int = 160, *, model=None) -> np.ndarray
     return _model_input(as_rgb_array(image), size)
 
 
-def face_crop(image: ImageSource, margin: float = MARGIN_FRACTION, size: int = 160) -> np.ndarray:
+def face_crop(image: ImageSource, margin: float | None = None, size: int = 160) -> np.ndarray:
     """The largest face of a photo, detected with MTCNN and cropped as the encoder expects.
 
-    The one crop of the project: the box widened by ``margin`` times its mean
-    side (:data:`fr_utils.align.MARGIN_FRACTION`, Sandberg's LFW crop at any
-    photo size), see :func:`fr_utils.align.crop_box`.
+    The one crop of the project, :func:`fr_utils.align.crop_box`: the box
+    widened by :data:`fr_utils.align.MARGIN_FRACTION` of its mean side
+    (Sandberg's LFW crop at any photo size), or by ``margin`` pixels when given.
 
     Returns:
         (size, size, 3) uint8 crop (see :func:`fr_utils.align.align_face`).
@@ -266,7 +266,7 @@ def encode_batch(
     model=None,
     *,
     detect: bool = True,
-    margin: float = MARGIN_FRACTION,
+    margin: float | None = None,
     crop: Callable[[object], np.ndarray] | None = None,
     flip: bool = False,
     batch_size: int = 32,
@@ -282,8 +282,8 @@ def encode_batch(
             ``crop`` takes.
         model: the encoder; ``fr_utils.load_facenet()`` when omitted.
         detect, margin: as in :func:`img_to_encoding`: the largest face found by
-            MTCNN plus ``margin`` (a fraction of the box's mean side, see
-            :func:`fr_utils.align.crop_box`) (``detect=True``), or the whole image taken
+            MTCNN plus its margin (:func:`fr_utils.align.crop_box`; ``margin``: pixels
+            instead of the proportional default) (``detect=True``), or the whole image taken
             as a face crop (``detect=False``).
         crop: instead of ``detect``: a function from one item to its (H, W, 3)
             uint8 face crop (it reads the image itself).
@@ -341,7 +341,7 @@ def encode_batch(
 
 
 def img_to_encoding(image: ImageSource, model=None, *, detect: bool = True,
-                    margin: float = MARGIN_FRACTION) -> np.ndarray:
+                    margin: float | None = None) -> np.ndarray:
     """Encode the face in one image.
 
     How it decides what to encode: with ``detect=True`` (the default) the image is
@@ -355,8 +355,9 @@ def img_to_encoding(image: ImageSource, model=None, *, detect: bool = True,
         image: a path to an image file, its bytes, or an RGB array (H, W, 3).
         model: the encoder; ``fr_utils.load_facenet()`` when omitted.
         detect: find the face first (True) or take the image as a face crop (False).
-        margin: around the detected box, in total (half on each side), as a fraction
-            of the box's mean side (default :data:`fr_utils.align.MARGIN_FRACTION`).
+        margin: ``None`` (default): around the detected box, in total (half on each
+            side), :data:`fr_utils.align.MARGIN_FRACTION` of its mean side; a number:
+            that many pixels instead.
     Returns:
         float32 array of shape (1, d) with unit L2 norm: d = 512 for the default
         encoder, 128 for ``load_facenet("facenet_20170512-110547")``.
@@ -372,7 +373,7 @@ def encode_images(
     model=None,
     *,
     detect: bool = True,
-    margin: float = MARGIN_FRACTION,
+    margin: float | None = None,
     batch_size: int = 32,
     on_no_face: str = "raise",
     progress: bool | None = None,
@@ -396,7 +397,7 @@ def encode_images(
                         on_bad=on_no_face, bad=NoFaceError, progress=progress).embeddings
 
 
-def encode_faces(image: ImageSource, model=None, *, margin: float = MARGIN_FRACTION) -> list[dict]:
+def encode_faces(image: ImageSource, model=None, *, margin: float | None = None) -> list[dict]:
     """Detect every face in a photo and encode each one (one batched model call).
 
     Returns:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fr_utils.align import MARGIN_FRACTION, align_face, align_faces, crop_box
+from fr_utils.align import MARGIN_FRACTION, align_face, align_faces, crop_box, margin_pixels
 from fr_utils.detect import KEYPOINTS, detect_faces, get_detector, largest_face
 from fr_utils.draw import draw_faces
 from fr_utils.data import cast_dir
@@ -183,26 +183,30 @@ def test_crop_box_margin_is_proportional_to_the_box():
     # Sandberg's LFW crop on a typical LFW box (mean side 107 px): 16 px on every side
     assert MARGIN_FRACTION * 107 / 2 == pytest.approx(16.0)
     assert crop_box(shape, [100, 50, 91, 123]) == (84, 34, 207, 189)
-    # a box of mean side 100 with margin 0.32: 16 px on each side, truncated to whole pixels
-    assert crop_box(shape, [100, 50, 80, 120], margin=0.32) == (84, 34, 196, 186)
-    assert crop_box(shape, {"box": [100.7, 50.2, 80, 120]}, margin=0.32) == (84, 34, 196, 186)
-    assert crop_box(shape, [100, 50, 80, 120], margin=0) == (100, 50, 180, 170)
-    # twice the box, twice the margin
-    assert crop_box(shape, [200, 100, 160, 240], margin=0.32) == (168, 68, 392, 372)
-    # clipped to the image
-    assert crop_box(shape, [5, 3, 100, 100], margin=0.32) == (0, 0, 121, 119)
-    assert crop_box(shape, [600, 450, 60, 60], margin=0.32) == (590, 440, 640, 480)
+    # twice the box, twice the margin (32 px per side), truncated to whole pixels
+    assert crop_box(shape, [200, 100, 182, 246]) == (168, 68, 414, 378)
+    assert crop_box(shape, {"box": [100.7, 50.2, 91, 123]}) == (84, 34, 207, 189)
+    # clipped to the image; a 60-px box gets 0.2991 * 60 / 2 = 8.97 px per side
+    assert crop_box(shape, [5, 3, 100, 100]) == (0, 0, 119, 117)
+    assert crop_box(shape, [600, 450, 60, 60]) == (591, 441, 640, 480)
     with pytest.raises(FaceImageError, match="holds no pixel"):
-        crop_box(shape, [700, 10, 20, 20], margin=0)
+        crop_box(shape, [700, 10, 20, 20])
     with pytest.raises(FaceImageError):
         crop_box(shape, "not a box")
 
 
-@pytest.mark.parametrize("margin", [32, -0.1, "wide", None])
-def test_a_margin_that_is_not_a_fraction_is_refused(margin):
-    with pytest.raises(ValueError, match=r"margin must be a (number|fraction).*" + (
-            "no longer a number of pixels" if margin == 32 else "")):
-        crop_box((480, 640, 3), [100, 50, 80, 120], margin=margin)
+def test_crop_box_with_a_margin_in_pixels():
+    """``margin``: a fixed number of pixels instead (Sandberg's own script's, half per side)."""
+    shape = (480, 640, 3)
+    assert crop_box(shape, [100, 50, 80, 120], margin=32) == (84, 34, 196, 186)
+    assert crop_box(shape, {"box": [100.7, 50.2, 80, 120]}, margin=32) == (84, 34, 196, 186)
+    assert crop_box(shape, [100, 50, 80, 120], margin=0) == (100, 50, 180, 170)
+    assert crop_box(shape, [5, 3, 100, 100], margin=32) == (0, 0, 121, 119)
+    assert crop_box(shape, [600, 450, 60, 60], margin=32) == (584, 434, 640, 480)
+    assert margin_pixels([0, 0, 80, 120], 32) == 32 and margin_pixels([0, 0, 80, 120]) == pytest.approx(29.91, abs=0.01)
+    for bad in (-1, "wide", float("nan")):
+        with pytest.raises(ValueError, match="margin must be a number of pixels"):
+            crop_box(shape, [100, 50, 80, 120], margin=bad)
 
 
 def test_a_tiny_face_gets_a_tiny_margin_and_still_a_crop():
@@ -229,10 +233,8 @@ def test_an_upscaled_photo_gives_the_same_crop():
         box = [v * k for v in face["box"]]
         scaled = align_face(big, box).astype(np.float64)
         assert np.abs(scaled - crop).mean() < 6.0, k  # grey levels of 255 (measured 3.1 and 4.1)
-        # a margin in pixels (the box + 32 px at 1x, 32 px at k x) would frame the face differently
-        x1, y1, x2, y2 = crop_box(img.shape, face, margin=0)
-        fixed = resize(np.ascontiguousarray(big[max(k * y1 - 16, 0):k * y2 + 16, max(k * x1 - 16, 0):k * x2 + 16]),
-                       160).astype(np.float64)
+        # a margin in pixels (32 at 1x, 32 at k x) would frame the face differently
+        fixed = align_face(big, box, margin=margin_pixels(face)).astype(np.float64)
         assert np.abs(fixed - crop).mean() > 2 * np.abs(scaled - crop).mean(), k
 
 
@@ -260,13 +262,13 @@ def test_align_face_is_a_bilinear_resize_of_the_crop():
     np.testing.assert_array_equal(crop, resize(np.ascontiguousarray(img[y1:y2, x1:x2]), 160))
     # the same from a path, or from the box alone
     np.testing.assert_array_equal(align_face(HOPPER, face["box"]), crop)
-    assert align_face(img, face, size=182, margin=0.4).shape == (182, 182, 3)
+    assert align_face(img, face, size=182, margin=44).shape == (182, 182, 3)
 
 
 def test_align_face_near_the_border_and_outside():
     img = np.zeros((100, 100, 3), dtype=np.uint8)
     img[:50, :50] = 255
-    crop = align_face(img, [0, 0, 50, 50], size=32, margin=0.64)
+    crop = align_face(img, [0, 0, 50, 50], size=32, margin=32)
     # 16 px on each side, clipped: (0, 0, 66, 66), three quarters white, to the top left
     assert crop.shape == (32, 32, 3)
     assert crop[:20, :20].min() == 255 and crop[28:, 28:].max() == 0
