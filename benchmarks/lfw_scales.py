@@ -10,8 +10,8 @@ the largest face (``--face``), the box crop of ``fr_utils.align.crop_box``
 (its margin a fraction of the box), the encoder, plain L2 distance, no flip,
 no mean subtraction; the 10-fold protocol of ``python -m fr_utils.evaluate lfw``
 (threshold chosen on the other folds). Prints, per scale, the images where a
-face was found, the accuracy (mean +- std over folds), VAL at FAR=1e-3, and
-the seconds the scale took (detection and encoding; a cached rerun takes
+face was found, the accuracy (mean +- std over folds), VAL at FAR=1e-3, the
+AUC and EER of the pooled distances, and the seconds the scale took (detection and encoding; a cached rerun takes
 seconds), then whether every scale is within 0.2 points of 1x (exit status 1
 if not). Detections and embeddings of each scale are cached apart, under the
 embedding cache (``$FR_CACHE_DIR/embeddings`` or ``~/.cache/fr_utils/embeddings``),
@@ -85,7 +85,8 @@ def main() -> int:
           f"{args.model or MODEL_NAME}; {args.face} face, confidence >= {confidence:g}, detection on photos "
           f"downscaled to {MAX_SIDE} px, min face {MIN_FACE_SIZE} px; crop margin {MARGIN_FRACTION:.4f} of "
           f"the box's side; L2, no flip, no mean subtraction")
-    print(f"{'scale':>5}  {'photo':>9}  {'faces found':>15}  {'accuracy':>17}  {'VAL@1e-3':>8}  {'seconds':>7}")
+    print(f"{'scale':>5}  {'photo':>9}  {'faces found':>15}  {'accuracy':>17}  {'VAL@1e-3':>8}  {'AUC':>7}  "
+          f"{'EER':>6}  {'seconds':>7}")
     results = {}
     for scale in args.scales:
         start = time.perf_counter()
@@ -97,7 +98,8 @@ def main() -> int:
         results[scale] = res["accuracy_mean"]
         side = round(250 * scale)
         print(f"{scale:5g}  {side:4d}x{side:<4d}  {found:6d}/{len(files):<6d}  "
-              f"{res['accuracy_mean']:.4f} +- {res['accuracy_std']:.4f}  {res['val_mean']:8.4f}  {seconds:7.1f}",
+              f"{res['accuracy_mean']:.4f} +- {res['accuracy_std']:.4f}  {res['val_mean']:8.4f}  {res['auc']:7.5f}  "
+              f"{res['eer']:6.4f}  {seconds:7.1f}",
               flush=True)
     print(f"peak memory: {peak_memory_mib():.0f} MiB")
     if 1.0 not in results:

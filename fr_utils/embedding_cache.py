@@ -184,18 +184,20 @@ def _scale_suffix(scale: float) -> str:
 
 
 def detector_name(scale: float = 1.0) -> str:
-    """The detector's cache folder name: ``mtcnn-<package version>-side<MAX_SIDE>-min<MIN_FACE_SIZE>-all``
+    """The detector's cache folder name: ``mtcnn-<package version>-fit<MAX_SIDE>-min<MIN_FACE_SIZE>-all``
+    (``side<MAX_SIDE>`` when small photos are not upscaled)
     (every face the package reports is cached, whatever its confidence; callers
     filter), plus ``-x<scale>`` for photos resized by ``scale``."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from fr_utils.detect import MAX_SIDE, MIN_FACE_SIZE
+    from fr_utils.detect import MAX_SIDE, MIN_FACE_SIZE, UPSCALE
 
     try:
         package = f"mtcnn-{version('mtcnn')}"
     except PackageNotFoundError:
         package = "mtcnn-unknown"
-    return f"{package}-side{MAX_SIDE}-min{MIN_FACE_SIZE}-all{_scale_suffix(scale)}"
+    side = f"fit{MAX_SIDE}" if UPSCALE else f"side{MAX_SIDE}"
+    return f"{package}-{side}-min{MIN_FACE_SIZE}-all{_scale_suffix(scale)}"
 
 
 def alignment_name(alignment: str) -> str:

@@ -437,8 +437,9 @@ def test_threshold_command_on_a_small_pairs_file(tiny_lfw, tmp_path, capsys):
 @pytest.mark.slow
 def test_one_fold_of_lfw(protocol_dir, lfw_dir, tmp_path, capsys):
     """Fold 1 of pairs.txt (600 pairs, 807 images), default pipeline: floors below the measured
-    figures (accuracy 0.9733, AUC 0.983, 4 pairs without a face; all 10 folds: 0.9825) so a
-    regression in detection, cropping, preprocessing or weights fails."""
+    figures so a regression in detection, cropping, preprocessing or weights fails. Measured with
+    the proportional crop and detection at 320 px: accuracy 0.9783, AUC 0.9904, 1 image without a
+    face (with the 32-px crop and the photos analysed at 250 px: 0.9733, AUC 0.9834)."""
     out = tmp_path / "out"
     status = main(["lfw", "--lfw-dir", str(lfw_dir), "--pairs", str(protocol_dir / "pairs.txt"),
                    "--folds", "1", "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--quiet"])
@@ -447,7 +448,7 @@ def test_one_fold_of_lfw(protocol_dir, lfw_dir, tmp_path, capsys):
     res = json.loads((out / "results.json").read_text())
     assert res["pairs"] == 600 and res["folds"] == 10
     assert res["accuracy_mean"] >= 0.97, printed
-    assert res["auc"] >= 0.97, printed
+    assert res["auc"] >= 0.98, printed
     assert res["pairs_without_face"] <= 8, printed
     assert (out / "roc.png").stat().st_size > 10_000
     assert f"accuracy:        {res['accuracy_mean']:.4f}" in printed
