@@ -60,8 +60,9 @@ TEACHER = "facenet_20170512-110547"
 STUDENT_SIZE, EMBEDDING = 96, 128
 #: The student's pixel normalisation: RGB divided by 255 (values in [0, 1]), as OpenFace's.
 PREPROCESSING = "rgb/255"
-#: The door crop: the detected box plus this margin in pixels (fr_utils.align.crop_box).
-MARGIN = 32
+#: The door crop: fr_utils.align.crop_box's margin; None: its default, proportional to the box
+#: (fr_utils.align.MARGIN_FRACTION, 32 px on a typical LFW face), as the door and embed_files crop.
+MARGIN = None
 #: Which face of an LFW photo (the labelled person is the central one) and the least confidence.
 FACE_RULE, MIN_CONFIDENCE = "central", 0.8
 #: The stored training crop covers CONTEXT times the door crop's width and height, at CONTEXT_SIZE pixels.

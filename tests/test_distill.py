@@ -107,7 +107,7 @@ def test_prepare_caches_unit_targets_of_crop_and_mirror(prepared, lfw_dir, pairs
 
 def test_targets_are_the_teachers_embeddings_of_the_door_crop(prepared, lfw_dir, teacher):
     """The cached targets equal what the LFW pipeline (embed_files: central face, confidence
-    0.8, box + 32 px) gives for the same photos, normalised; the mirrored ones its flip half."""
+    0.8, the door's box crop) gives for the same photos, normalised; the mirrored ones its flip half."""
     from fr_utils.embedding_cache import embed_files
 
     data = distill.load_prepared(prepared)
