@@ -14,7 +14,7 @@ loads on first use)::
     fixed_image_standardization(x)  the model's input standardisation, (x - 127.5) / 128
     prewhiten(x)                    per-image standardisation (for the preprocessing lesson)
     FaceDatabase(path)              the door: enrol, verify, identify; SQLite file or in memory
-    sample_cast()                   the shipped sample photos, {name: [paths]} (fr_utils.data)
+    sample_cast()                   the course's cast ($FR_CAST_DIR, else the shipped photos), {name: [paths]}
     verify(img1, img2)              one call, 1:1: {'verified', 'distance', 'threshold', 'boxes', ...} (fr_utils.api)
     find(img, database_or_folder)   one call, 1:K: everyone known, nearest first (fr_utils.api)
     face_distance(known, candidate) distances from one embedding to many (fr_utils.api)
