@@ -310,9 +310,20 @@ def test_embed_files_matches_encode_images_and_caches(facenet, photos, tmp_path,
     assert np.isnan(embed_files(photos, counting, cache_dir=cache, progress=False, min_confidence=1.01)).all()
     assert len(detections) == len(photos)
 
-    os.utime(photos[0], ns=(1, 1))  # a changed file is embedded again
+    # the key is the content: the same photos copied elsewhere, with other times, are not run again ...
+    moved, encoded = [], counting.images
+    for photo in photos:
+        moved.append(tmp_path / "moved" / photo.name)
+        moved[-1].parent.mkdir(exist_ok=True)
+        moved[-1].write_bytes(photo.read_bytes())
+        os.utime(moved[-1], ns=(1, 1))
+    np.testing.assert_array_equal(embed_files(moved, counting, cache_dir=cache, progress=False), first)
+    assert counting.images == encoded and len(detections) == len(photos)
+    # ... and a changed file is (bytes after a JPEG's end marker: the same picture, another file)
+    with open(photos[0], "ab") as f:
+        f.write(b"edited")
     embed_files(photos, counting, cache_dir=cache, progress=False)
-    assert len(detections) == len(photos) + 1
+    assert len(detections) == len(photos) + 1 and counting.images == encoded + 1
 
 
 def test_scaled_photos_are_detected_and_cached_apart(facenet, photos, tmp_path):
