@@ -52,7 +52,7 @@ from typing import Sequence
 import numpy as np
 
 from fr_utils.errors import DistillError, FrUtilsError, report
-from fr_utils.weights import cache_dir as fr_cache_dir
+from fr_utils.weights import cache_dir as fr_cache_dir, sha256_file
 
 #: The teacher: the 128-number FaceNet (fr_utils.weights.MODELS).
 TEACHER = "facenet_20170512-110547"
@@ -85,14 +85,6 @@ def default_workdir() -> Path:
 
 def _sha256_text(lines: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _write_json(path: Path, obj) -> None:
@@ -771,7 +763,7 @@ def export(workdir: str | os.PathLike, out: str | os.PathLike, name: str = EXPOR
         "teacher": TEACHER, "method": "distillation: mean squared distance to the teacher's unit embeddings",
         "split": state["split"], "seed": state["seed"], "batch_size": state["batch_size"],
         "epochs": state["epoch"], "global_step": state["global_step"], "history": state["history"],
-        "command": command or "python -m fr_utils.distill export", "weights_sha256": _sha256_file(weights),
+        "command": command or "python -m fr_utils.distill export", "weights_sha256": sha256_file(weights),
         "weights_file": weights.name, "figures": figures,
     }
     path = out / f"{name}.manifest.json"
@@ -793,7 +785,7 @@ def load_student(directory: str | os.PathLike, name: str = EXPORT_NAME):
     weights = directory / str(manifest.get("weights_file", f"{name}.weights.h5"))
     if not weights.is_file():
         raise DistillError(f"{weights}: the student's weights are missing")
-    digest = _sha256_file(weights)
+    digest = sha256_file(weights)
     if digest != manifest.get("weights_sha256"):
         raise DistillError(f"{weights}: sha256 {digest} differs from the manifest's "
                            f"{manifest.get('weights_sha256')}")

@@ -30,7 +30,6 @@ with a warning, deleted, and its entries computed again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -46,7 +45,7 @@ from fr_utils.encoding import encode_batch, progress_bar
 from fr_utils.errors import FaceImageError
 from fr_utils.images import load_image
 from fr_utils.weights import cache_dir as fr_cache_dir
-from fr_utils.weights import load_facenet, model_identity
+from fr_utils.weights import load_facenet, model_identity, sha256_file
 
 #: Alignment variants :func:`embed_files` knows.
 ALIGNMENTS = ("box", "similarity")
@@ -94,8 +93,7 @@ def file_key(path: str | os.PathLike) -> str:
     key = _KEYS.get(memo)
     if key is None:
         try:
-            with open(p, "rb") as f:
-                key = "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
+            key = "sha256:" + sha256_file(p)
         except OSError as err:
             raise FaceImageError(f"{p}: cannot read the image file ({err.strerror or err})") from err
         _KEYS[memo] = key

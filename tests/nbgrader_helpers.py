@@ -335,3 +335,23 @@ class Course:
         with Gradebook(self.db_url) as gradebook:
             found = gradebook.find_notebook(notebook, self.assignment)
             return {cell.name: float(cell.max_score) for cell in found.grade_cells}
+
+
+def run_cell_recording(code: str, namespace: dict, name: str = "<test cell>") -> list[dict]:
+    """Run a test cell's code as the graded notebook would, with fr_utils.checks' records on
+    (what the grader judges); returns the display outputs it recorded."""
+    import contextlib
+    import io
+
+    import pytest
+
+    from fr_utils.checks import _record
+
+    outputs: list[dict] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(_record.ENV_FLAG, "1")
+        patch.setattr(_record, "_display", lambda bundle: outputs.append(
+            {"output_type": "display_data", "data": bundle, "metadata": {}}))
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(code, name, "exec"), namespace)  # noqa: S102 - this repository's notebook
+    return outputs

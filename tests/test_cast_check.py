@@ -259,23 +259,6 @@ def test_the_sandbox_mounts_the_configured_cast_and_passes_it_on(tmp_path, monke
 # -- the encoder assignment and the two introductory notebooks follow the configured cast -----------
 
 
-def _run_cell_recording(code: str, namespace: dict) -> list[dict]:
-    """Run a test cell's code as the graded notebook would, with records on; its outputs."""
-    import contextlib
-    import io
-
-    from fr_utils.checks import _record
-
-    outputs: list[dict] = []
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(_record.ENV_FLAG, "1")
-        patch.setattr(_record, "_display", lambda bundle: outputs.append(
-            {"output_type": "display_data", "data": bundle, "metadata": {}}))
-        with contextlib.redirect_stdout(io.StringIO()):
-            exec(compile(code, "<test cell>", "exec"), namespace)  # noqa: S102 - this repository's notebook
-    return outputs
-
-
 def test_the_encoder_checks_and_hidden_cases_follow_the_configured_cast(tmp_path, monkeypatch, facenet):
     """A renamed cast: the public checks pass on the reference solution, name its photos, and the
     grader computes the expected answers of every graded cell from it (its judge run directly)."""
@@ -283,7 +266,7 @@ def test_the_encoder_checks_and_hidden_cases_follow_the_configured_cast(tmp_path
     from fr_utils.checks import encoder
     from grader.cases import ENCODER_HIDDEN, encoder_cells
     from grader.decide import judge_cell
-    from nbgrader_helpers import cell_by_id, read_notebook, solution_code
+    from nbgrader_helpers import cell_by_id, read_notebook, run_cell_recording, solution_code
 
     root = _four_people(tmp_path / "staff")
     monkeypatch.setenv("FR_CAST_DIR", str(root))
@@ -300,7 +283,7 @@ def test_the_encoder_checks_and_hidden_cases_follow_the_configured_cast(tmp_path
     cells = encoder_cells()  # not graded_cells(): that one is cached per process, for the shipped cast
     for cell_id in ("img_to_encoding_shape", "img_to_encoding_reference", "img_to_encoding_hidden",
                     "distance_public", "distance_hidden"):
-        outputs = _run_cell_recording(cell_by_id(source, cell_id).source, namespace)
+        outputs = run_cell_recording(cell_by_id(source, cell_id).source, namespace)
         assert judge_cell(cells[cell_id], outputs) == [], cell_id
     assert [case.key for case in cells["img_to_encoding_reference"]] == [
         "encoder/reference/Zoe/Barack_Obama_0002.jpg", "encoder/reference/Walt/Eileen_Collins_0001.jpg"]
@@ -321,7 +304,7 @@ def test_the_encoder_checks_and_hidden_cases_follow_the_configured_cast(tmp_path
         fr_utils.face_crop(path).astype(np.float32)[None])}
     with pytest.raises(AssertionError, match=r"(?s)img_to_encoding\('Zoe/Barack_Obama_0002.jpg', model\).*raw pixel"):
         encoder.check_encoding_matches_reference(wrong["img_to_encoding"], facenet)
-    hidden_outputs = _run_cell_recording(cell_by_id(source, "img_to_encoding_hidden").source, wrong)
+    hidden_outputs = run_cell_recording(cell_by_id(source, "img_to_encoding_hidden").source, wrong)
     assert judge_cell(cells["img_to_encoding_hidden"], hidden_outputs)  # the renamed cast's answers refuse it
 
 

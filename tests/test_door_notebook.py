@@ -36,6 +36,7 @@ from nbgrader_helpers import (
     misplaced_test_cells,
     nbgrader_meta,
     read_notebook,
+    run_cell_recording,
 )
 
 SOURCE = REPO / "notebooks" / "door" / "door.ipynb"
@@ -255,7 +256,6 @@ def run_hidden(source_nb, cell_id: str, function_name: str, function, model) -> 
     """The hidden-test cell's code, run with the names the notebook defines before it; its
     records are judged by the grader as in autograding (grader/decide.py).  Raises
     AssertionError with the grader's message when a case is wrong."""
-    from fr_utils.checks import _record
     from grader.cases import graded_cells
     from grader.decide import judge_cell
 
@@ -264,14 +264,7 @@ def run_hidden(source_nb, cell_id: str, function_name: str, function, model) -> 
         "img_to_encoding": cached_img_to_encoding, "CAST": checks.sample_cast(),
         "OTHER": cast_dir() / "other", function_name: function,
     }
-    code = cell_by_id(source_nb, cell_id).source
-    outputs: list[dict] = []
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(_record.ENV_FLAG, "1")
-        patch.setattr(_record, "_display", lambda bundle: outputs.append(
-            {"output_type": "display_data", "data": bundle, "metadata": {}}))
-        with contextlib.redirect_stdout(io.StringIO()):
-            exec(compile(code, f"<{cell_id}>", "exec"), namespace)
+    outputs = run_cell_recording(cell_by_id(source_nb, cell_id).source, namespace, f"<{cell_id}>")
     problems = judge_cell(graded_cells("door")[cell_id], outputs)
     if problems:
         raise AssertionError("\n".join(problems))
