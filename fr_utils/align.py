@@ -7,7 +7,9 @@ photo, and resizes the crop to 160 x 160 with bilinear interpolation, without
 rotating the face or keeping its aspect ratio. Those 32 pixels were meant for
 LFW's 250 x 250 photos, whose faces are about 107 px; in a 1000-px photo they
 would be a thin rim. :func:`align_face` keeps the same proportions at any size:
-the margin is :data:`MARGIN_FRACTION` of the box's mean side, so a photo twice
+the margin is :data:`MARGIN_FRACTION` of the box's mean side, and the rectangle
+is resampled where it lies, to a fraction of a pixel (:func:`crop_region`,
+:data:`CROP_RESAMPLE`), not first truncated to whole pixels, so a photo twice
 as large gives the same crop.
 """
 
@@ -18,7 +20,7 @@ from typing import Mapping, Sequence, Union
 import numpy as np
 
 from fr_utils.errors import FaceImageError
-from fr_utils.images import ImageSource, as_rgb_array, resize
+from fr_utils.images import ImageSource, as_rgb_array, resize_region
 
 Face = Union[Mapping, Sequence[float]]
 
@@ -31,6 +33,25 @@ Face = Union[Mapping, Sequence[float]]
 #: same proportions. Measured with the detection cache (``docs/lfw.md``,
 #: "Scale-invariant crops").
 MARGIN_FRACTION = 32 / 107
+
+#: How :func:`align_face` resamples the crop's rectangle to the encoder's input
+#: (:func:`fr_utils.images.resize_region`): where it lies, to a fraction of a
+#: pixel, with Pillow's bilinear filter, which widens to average every pixel under
+#: an output pixel when a large face is shrunk (antialiasing) and interpolates
+#: linearly when a small one is enlarged, as Sandberg's crops were made. Chosen on
+#: LFW at four photo sizes (``docs/lfw.md``, "Scale-invariant crops"): the same
+#: photo's embeddings at 0.5x, 2x and 3x lie 4-18% nearer its 1x embedding than
+#: with the former crop (slice truncated to whole pixels), 1x accuracy unchanged;
+#: bicubic brought them a little nearer still but cost the 512-number encoder
+#: 4 pairs at 1x.
+CROP_RESAMPLE = "bilinear"
+
+
+def crop_name() -> str:
+    """The crop's name in the embedding cache's folder names: its margin and resampling,
+    ``box0.2991-sub-bilinear``; it changes whenever the crop's pixels change, so an
+    embedding of another crop is never read for this one."""
+    return f"box{MARGIN_FRACTION:.4f}-sub-{CROP_RESAMPLE}"
 
 
 def _box(face: Face) -> tuple[float, float, float, float]:
@@ -58,18 +79,37 @@ def margin_pixels(face: Face, margin: float | None = None) -> float:
     return MARGIN_FRACTION * (w + h) / 2.0
 
 
-def crop_box(image_shape: Sequence[int], face: Face, margin: float | None = None) -> tuple[int, int, int, int]:
-    """The (x1, y1, x2, y2) pixel slice :func:`align_face` cuts out: the one crop of the project.
-
-    The box widened on each side by half of :func:`margin_pixels` (by default
+def crop_region(image_shape: Sequence[int], face: Face, margin: float | None = None) -> tuple[float, float, float, float]:
+    """The (x1, y1, x2, y2) rectangle :func:`align_face` resamples, in pixels that need not
+    be whole: the box widened on each side by half of :func:`margin_pixels` (by default
     :data:`MARGIN_FRACTION` of its mean side, so the crop scales with the face;
-    ``margin``: a fixed number of pixels instead), then truncated to whole
-    pixels, as ``align_dataset_mtcnn.py`` does, and clipped to the image. A
-    typical 107-px LFW face gets Sandberg's 16 px on each side either way.
+    ``margin``: a fixed number of pixels instead), clipped to the image.
+
+    Raises:
+        FaceImageError: nothing of the widened box lies inside the image.
     """
     height, width = int(image_shape[0]), int(image_shape[1])
     x, y, w, h = _box(face)
     half = margin_pixels(face, margin) / 2.0
+    x1, y1 = max(x - half, 0.0), max(y - half, 0.0)
+    x2, y2 = min(x + w + half, float(width)), min(y + h + half, float(height))
+    if not (x2 > x1 and y2 > y1):
+        raise FaceImageError(
+            f"the face box {[x, y, w, h]} with a margin of {2 * half:g} px holds no pixel of the "
+            f"{width}x{height} image"
+        )
+    return x1, y1, x2, y2
+
+
+def crop_box(image_shape: Sequence[int], face: Face, margin: float | None = None) -> tuple[int, int, int, int]:
+    """:func:`crop_region` in whole pixels, as a (x1, y1, x2, y2) slice: truncated, as
+    ``align_dataset_mtcnn.py`` does (what :func:`align_face` cut out before it resampled
+    the rectangle itself; ``fr_utils.distill`` still cuts this slice). A typical 107-px
+    LFW face gets Sandberg's 16 px on each side either way.
+    """
+    x, y, w, h = _box(face)
+    half = margin_pixels(face, margin) / 2.0
+    height, width = int(image_shape[0]), int(image_shape[1])
     x1 = int(max(x - half, 0))
     y1 = int(max(y - half, 0))
     x2 = int(min(x + w + half, width))
@@ -95,7 +135,8 @@ def align_face(image: ImageSource, face: Face, size: int = 160, margin: float | 
             Sandberg's 32 px on a typical 250-px LFW photo, the same
             proportions at any photo size.
     Returns:
-        (size, size, 3) uint8 RGB crop.
+        (size, size, 3) uint8 RGB crop: the rectangle :func:`crop_region`
+        resampled by :func:`fr_utils.images.resize_region` with :data:`CROP_RESAMPLE`.
     Raises:
         FaceImageError: the image cannot be read, or the box lies outside it.
     """
@@ -104,9 +145,7 @@ def align_face(image: ImageSource, face: Face, size: int = 160, margin: float | 
 
 def _cut_box(img: np.ndarray, face: Face, size: int = 160, margin: float | None = None) -> np.ndarray:
     """:func:`align_face` on an RGB uint8 array already read and checked by ``as_rgb_array``."""
-    x1, y1, x2, y2 = crop_box(img.shape, face, margin)
-    crop = np.ascontiguousarray(img[y1:y2, x1:x2])
-    return resize(crop, int(size))
+    return resize_region(img, crop_region(img.shape, face, margin), int(size), CROP_RESAMPLE)
 
 
 def align_faces(image: ImageSource, faces: Sequence[Face], size: int = 160,

@@ -12,8 +12,8 @@ live under ``<cache>/`` (default ``~/.cache/fr_utils/embeddings``, or
 * ``<model>-<alignment>-<flip>/``: one embedding row per file and face box
   for one model (the pretrained encoder is named by its weights' sha256 from
   the manifest, any other model by a sha256 of its weights), alignment variant
-  (the box crop named with its margin, ``box0.2991``, so a new crop never reads
-  an old entry) and flip. Files without a face get no row (their result is NaN).
+  (the box crop named with its margin and resampling, ``box0.2991-sub-bilinear``,
+  :func:`fr_utils.align.crop_name`, so a new crop never reads an old entry) and flip. Files without a face get no row (their result is NaN).
 
 With ``scale`` other than 1 (``benchmarks/lfw_scales.py``), each photo is
 resized by that factor before detection, and both folder names end in
@@ -219,12 +219,13 @@ def detector_name(scale: float = 1.0) -> str:
 
 
 def alignment_name(alignment: str) -> str:
-    """The alignment's part of the embedding cache's folder name: ``box<margin>``
-    (:data:`fr_utils.align.MARGIN_FRACTION`, 4 decimals) or ``similarity``."""
-    from fr_utils.align import MARGIN_FRACTION
+    """The alignment's part of the embedding cache's folder name: the box crop's
+    :func:`fr_utils.align.crop_name` (its margin and resampling, ``box0.2991-sub-bilinear``)
+    or ``similarity``."""
+    from fr_utils.align import crop_name
 
     if alignment == "box":
-        return f"box{MARGIN_FRACTION:.4f}"
+        return crop_name()
     if alignment == "similarity":
         return "similarity"
     raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
@@ -379,7 +380,7 @@ def embed_files(
 
     Each photo goes through MTCNN (:func:`fr_utils.detect.detect_faces`); its
     largest face (or see ``face``) is cropped (``alignment="box"``: the box plus
-    its margin, :func:`fr_utils.align.crop_box`, as :func:`fr_utils.encode_images`
+    its margin, :func:`fr_utils.align.crop_region`, as :func:`fr_utils.encode_images`
     does, so the rows equal ``encode_images(paths)``; ``"similarity"``: see
     :func:`fr_utils.align.align_similarity`), resized to the model's input
     size, standardised with ``fixed_image_standardization`` and encoded in

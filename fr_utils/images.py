@@ -286,6 +286,38 @@ def resize(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(pil, dtype=np.uint8)
 
 
+#: The resampling filters :func:`resize_region` knows, by name.
+RESAMPLE_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS}
+
+
+def resize_region(image: np.ndarray, region, size: int, resample: str = "bilinear") -> np.ndarray:
+    """Resample the rectangle ``region = (x1, y1, x2, y2)`` of an (H, W, 3) uint8 image,
+    in pixel coordinates that need not be whole, to (size, size, 3) uint8.
+
+    Pillow's resampling reads the rectangle where it lies, with no rounding to whole
+    pixels, so the same part of a face is cut out of a photo at any size. Its
+    filter adapts to the direction: when the region is larger than ``size`` the
+    filter widens with the ratio, so each output pixel is a weighted mean of every
+    source pixel under it (no aliasing when a large face is shrunk); when smaller,
+    it interpolates (``resample``: ``"bilinear"``, ``"bicubic"`` or ``"lanczos"``).
+
+    Raises:
+        ValueError: the region is empty or not inside the image, or an unknown filter.
+    """
+    if resample not in RESAMPLE_FILTERS:
+        raise ValueError(f"resample must be one of {tuple(RESAMPLE_FILTERS)}, got {resample!r}")
+    height, width = image.shape[:2]
+    try:
+        x1, y1, x2, y2 = (float(v) for v in region)
+    except (TypeError, ValueError):
+        raise ValueError(f"region must be four numbers (x1, y1, x2, y2), got {region!r}") from None
+    if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
+        raise ValueError(f"region {region!r} is empty or not inside the {width}x{height} image")
+    pil = Image.fromarray(np.ascontiguousarray(image)).resize(
+        (int(size), int(size)), RESAMPLE_FILTERS[resample], box=(x1, y1, x2, y2))
+    return np.asarray(pil, dtype=np.uint8)
+
+
 def fixed_image_standardization(images: np.ndarray) -> np.ndarray:
     """The 20180408-102900 model's input standardisation: (x - 127.5) / 128.
 

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fr_utils.align import MARGIN_FRACTION, align_face, align_faces, crop_box, margin_pixels
+from fr_utils.align import (CROP_RESAMPLE, MARGIN_FRACTION, align_face, align_faces, crop_box, crop_name,
+                            crop_region, margin_pixels)
 from fr_utils.detect import KEYPOINTS, detect_faces, get_detector, largest_face
 from fr_utils.draw import draw_faces
 from fr_utils.data import cast_dir
-from fr_utils.images import FaceImageError, load_image, resize
+from fr_utils.images import RESAMPLE_FILTERS, FaceImageError, load_image, resize_region
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGES = cast_dir()  # the sample cast, package data of fr_utils
@@ -222,7 +223,8 @@ def test_a_tiny_face_gets_a_tiny_margin_and_still_a_crop():
 
 def test_an_upscaled_photo_gives_the_same_crop():
     """The same face in a photo twice and three times as large (its box scaled alike)
-    gives the same crop, within interpolation error; with a fixed pixel margin it would
+    gives the same crop, within interpolation error (the region is read to a fraction
+    of a pixel, and shrinking averages); with a fixed pixel margin it would
     not (the margin would shrink relative to the face)."""
     img = load_image(HOPPER)
     face = detect_faces(img)[0]
@@ -232,7 +234,9 @@ def test_an_upscaled_photo_gives_the_same_crop():
         big = np.asarray(Image.fromarray(img).resize((w * k, h * k), Image.BICUBIC))
         box = [v * k for v in face["box"]]
         scaled = align_face(big, box).astype(np.float64)
-        assert np.abs(scaled - crop).mean() < 6.0, k  # grey levels of 255 (measured 3.1 and 4.1)
+        # grey levels of 255: measured 0.54 and 0.50; 3.1 and 4.1 when the region was
+        # truncated to whole pixels before resizing (the crop shifted by up to a pixel)
+        assert np.abs(scaled - crop).mean() < 1.5, k
         # a margin in pixels (32 at 1x, 32 at k x) would frame the face differently
         fixed = align_face(big, box, margin=margin_pixels(face)).astype(np.float64)
         assert np.abs(fixed - crop).mean() > 2 * np.abs(scaled - crop).mean(), k
@@ -251,18 +255,26 @@ def test_the_face_detected_at_twice_the_size_is_cropped_alike():
     assert inter / union > 0.85  # MTCNN's own jitter across sizes (measured 0.89)
 
 
-def test_align_face_is_a_bilinear_resize_of_the_crop():
+def test_align_face_resamples_the_crop_region_where_it_lies():
     img = load_image(HOPPER)
     face = detect_faces(img)[0]
     crop = align_face(img, face)
     assert crop.shape == (160, 160, 3) and crop.dtype == np.uint8
+    region = crop_region(img.shape, face)
+    x, y, w, h = face["box"]
+    half = MARGIN_FRACTION * (w + h) / 4
+    assert region == pytest.approx((x - half, y - half, x + w + half, y + h + half))
+    assert crop_box(img.shape, face) == tuple(int(v) for v in region)  # the same, truncated
+    np.testing.assert_array_equal(crop, resize_region(img, region, 160, CROP_RESAMPLE))
+    # Pillow's filter reads the region itself: on whole pixels, inside, it is the resize of the slice
     x1, y1, x2, y2 = crop_box(img.shape, face)
-    expected = np.asarray(Image.fromarray(img[y1:y2, x1:x2]).resize((160, 160), Image.BILINEAR))
-    np.testing.assert_array_equal(crop, expected)
-    np.testing.assert_array_equal(crop, resize(np.ascontiguousarray(img[y1:y2, x1:x2]), 160))
+    inside = align_face(img, [x1, y1, x2 - x1, y2 - y1], margin=0)
+    cut = np.asarray(Image.fromarray(img[y1:y2, x1:x2]).resize((160, 160), RESAMPLE_FILTERS[CROP_RESAMPLE]))
+    np.testing.assert_array_equal(inside[3:-3, 3:-3], cut[3:-3, 3:-3])  # the filter reaches 2 px out
     # the same from a path, or from the box alone
     np.testing.assert_array_equal(align_face(HOPPER, face["box"]), crop)
     assert align_face(img, face, size=182, margin=44).shape == (182, 182, 3)
+    assert crop_name() == f"box{MARGIN_FRACTION:.4f}-sub-{CROP_RESAMPLE}"
 
 
 def test_align_face_near_the_border_and_outside():

@@ -329,7 +329,7 @@ def test_embed_files_matches_encode_images_and_caches(facenet, photos, tmp_path,
 def test_scaled_photos_are_detected_and_cached_apart(facenet, photos, tmp_path):
     """``scale`` resizes each photo before detection (what benchmarks/lfw_scales.py
     measures): its rows are encode_images of the resized photos, cached in folders of
-    their own, and the crop's margin is in the embedding folder's name."""
+    their own, and the crop's name (margin, resampling) is in the embedding folder's name."""
     import fr_utils
     from fr_utils.images import load_image
 
@@ -350,7 +350,8 @@ def test_scaled_photos_are_detected_and_cached_apart(facenet, photos, tmp_path):
     assert counting.images == 4
     folders = {p.relative_to(cache).as_posix() for p in cache.glob("*/*") if p.is_dir()} | {
         p.name for p in cache.iterdir() if p.is_dir()}
-    box = f"box{align.MARGIN_FRACTION:.4f}"
+    box = align.crop_name()  # the margin and the resampling: a new crop never reads old rows
+    assert box.startswith(f"box{align.MARGIN_FRACTION:.4f}-")
     assert any(name.endswith(f"-{box}-noflip") for name in folders), folders
     assert any(name.endswith(f"-{box}-noflip-x2") for name in folders), folders
     assert f"detections/{embedding_cache.detector_name()}" in folders

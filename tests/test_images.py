@@ -31,6 +31,7 @@ from fr_utils.images import (
     fixed_image_standardization,
     load_image,
     resize,
+    resize_region,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -717,3 +718,55 @@ def test_file_size_cap(tmp_path, monkeypatch):
         load_image(p)
     with pytest.raises(FaceImageError, match="more than the .* bytes accepted"):
         load_image(p.read_bytes())
+
+
+# ---------------------------------------------------------------------------
+# resize_region: the crop's resampling (fr_utils.align.align_face)
+
+
+def test_resize_region_on_whole_pixels_is_the_resize_of_the_slice_inside():
+    img = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    h, w = img.shape[:2]
+    np.testing.assert_array_equal(resize_region(img, (0, 0, w, h), 48), resize(img, 48))
+    # inside the photo, the filter of the outermost output pixels also reads the photo's
+    # pixels just outside the region (a slice cut out first would repeat its own edge)
+    x1, y1, x2, y2 = 3, 5, w - 4, h - 2
+    region = resize_region(img, (x1, y1, x2, y2), 48)
+    cut = resize(np.ascontiguousarray(img[y1:y2, x1:x2]), 48)
+    np.testing.assert_array_equal(region[1:-1, 1:-1], cut[1:-1, 1:-1])
+    assert not np.array_equal(region, cut)
+
+
+def test_resize_region_reads_the_region_to_a_fraction_of_a_pixel():
+    """A ramp 2 grey levels per pixel: the region shifted by half a pixel reads values
+    one level further (bilinear interpolation of a ramp is exact)."""
+    ramp = np.repeat(np.repeat((2 * np.arange(128)).astype(np.uint8)[None, :, None], 64, axis=0), 3, axis=2)
+    for resample in ("bilinear", "bicubic", "lanczos"):
+        whole = resize_region(ramp, (10, 0, 74, 64), 64, resample).astype(int)
+        half = resize_region(ramp, (10.5, 0, 74.5, 64), 64, resample).astype(int)
+        np.testing.assert_array_equal(whole[:, 2:-2, 0], 2 * np.arange(12, 72)[None, :].repeat(64, 0))
+        assert np.abs(half[:, 2:-2] - whole[:, 2:-2] - 1).max() <= 1, resample
+        assert (half[:, 2:-2] - whole[:, 2:-2]).mean() == pytest.approx(1.0, abs=0.1), resample
+
+
+def test_resize_region_averages_when_it_shrinks():
+    """One-pixel black and white stripes shrunk 4x become an even grey: each output
+    pixel averages every source pixel under it (no aliasing); taking every 4th pixel
+    would give pure black."""
+    stripes = np.zeros((256, 256, 3), dtype=np.uint8)
+    stripes[:, 1::2] = 255
+    for resample in ("bilinear", "bicubic", "lanczos"):
+        small = resize_region(stripes, (0, 0, 256, 256), 64, resample).astype(float)
+        assert abs(small.mean() - 127.5) < 2 and small.std() < 3, resample
+    assert stripes[:, ::4].max() == 0
+
+
+def test_resize_region_refuses_bad_regions_and_filters():
+    img = np.zeros((20, 30, 3), dtype=np.uint8)
+    for bad in [(5, 5, 5, 10), (0, 0, 31, 10), (-1, 0, 10, 10), (10, 12, 20, 8)]:
+        with pytest.raises(ValueError, match=r"region .* is empty or not inside the 30x20 image"):
+            resize_region(img, bad, 16)
+    with pytest.raises(ValueError, match="region must be four numbers"):
+        resize_region(img, "box", 16)
+    with pytest.raises(ValueError, match="resample must be one of .*got 'nearest'"):
+        resize_region(img, (0, 0, 10, 10), 16, "nearest")
