@@ -1,6 +1,7 @@
 """The two pretrained encoders side by side: 512-number 20180408-102900 and 128-number 20170512-110547.
 
     FR_DATASETS=../shared/datasets python benchmarks/compare_encoders.py [--published] [--seconds 10] [--no-lfw]
+        [--no-orl | --orl-only]
 
 Prints, for each encoder of ``fr_utils.weights.MODELS``:
   * LFW ``pairs.txt``, 10 folds, the default pipeline of ``python -m fr_utils.evaluate lfw``
@@ -15,8 +16,19 @@ Prints, for each encoder of ``fr_utils.weights.MODELS``:
     (and the weights file's size, the parameter count);
   * the sample cast (``fr_utils/cast/people``, MTCNN largest face): the largest
     genuine (same-person) distance, the smallest impostor distance, the margin
-    between them, and each side's distance to the encoder's own threshold.
-Asserts nothing. Without ``$FR_DATASETS`` the LFW rows are skipped, saying why.
+    between them, and each side's distance to the encoder's own threshold;
+  * ORL (``orl-faces``: 40 people x 10 gray 92x112 photos), two pipelines: the
+    whole photo as the face crop (ORL's photos are already framed on the head;
+    stretched to 160 x 160) and the door's (MTCNN largest face, confidence 0.9,
+    the proportional box crop, through the embedding cache). For each: faces
+    found; one-shot identification (photo k of each person enrolled, the other
+    360 identified by the nearest enrolled face, L2; mean, min and max over
+    k = 1..10); verification over all 79,800 pairs (1,800 genuine) at the
+    encoder's own View-1 threshold (TAR, FAR, accuracy), and with thresholds
+    chosen by 10-fold cross-validation over identity-disjoint folds (4 people
+    each; the 780 pairs inside each fold: 180 genuine, 600 impostor); AUC and
+    EER over all pairs. A photo without a face counts as a miss everywhere.
+Asserts nothing. Without ``$FR_DATASETS`` the LFW and ORL rows are skipped, saying why.
 """
 
 from __future__ import annotations
@@ -113,11 +125,94 @@ def cast_margins(model, threshold: float) -> dict:
             "genuine_below_threshold": threshold - g, "impostor_above_threshold": im - threshold}
 
 
+def orl_photos(orl_dir: Path) -> tuple[list[Path], np.ndarray]:
+    """ORL's photos, person by person (``s1``..``s40``, each ``1.pgm``..``10.pgm`` in natural
+    order), and each photo's person index. ValueError naming the folder when a person has
+    not exactly 10 photos."""
+    def natural(p: Path) -> tuple:
+        digits = "".join(c for c in p.stem if c.isdigit())
+        return (int(digits) if digits else -1, p.name)
+
+    people = sorted((d for d in Path(orl_dir).iterdir() if d.is_dir() and not d.name.startswith(".")), key=natural)
+    paths, labels = [], []
+    for i, person in enumerate(people):
+        photos = sorted((p for p in person.iterdir() if p.suffix.lower() == ".pgm"), key=natural)
+        if len(photos) != 10:
+            raise ValueError(f"{person}: expected 10 .pgm photos (ORL's layout), found {len(photos)}")
+        paths += photos
+        labels += [i] * len(photos)
+    if len(people) < 10:
+        raise ValueError(f"{orl_dir}: expected ORL's 40 person folders s1..s40, found {len(people)}")
+    return paths, np.array(labels)
+
+
+def one_shot(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Rank-1 identification rate for each k: photo k of every person enrolled, every other
+    photo identified by its nearest enrolled face (L2). NaN rows (no face) are misses, as
+    probes and as enrolled photos."""
+    people = np.unique(labels)
+    index = [np.flatnonzero(labels == p) for p in people]
+    rates = []
+    for k in range(min(len(i) for i in index)):
+        gallery = np.array([i[k] for i in index])
+        probes = np.setdiff1d(np.arange(len(labels)), gallery)
+        d = np.linalg.norm(emb[probes][:, None, :] - emb[gallery][None, :, :], axis=2)
+        d = np.where(np.isnan(d), np.inf, d)
+        best = np.argmin(d, axis=1)
+        hit = (people[best] == labels[probes]) & np.isfinite(d[np.arange(len(probes)), best])
+        rates.append(float(hit.mean()))
+    return np.array(rates)
+
+
+def orl_verification(emb: np.ndarray, labels: np.ndarray, threshold: float, folds: int = 10) -> dict:
+    """Every pair of photos: TAR, FAR and accuracy at ``threshold`` (door's rule, distance <
+    threshold), AUC and EER; and the accuracy with thresholds chosen by cross-validation over
+    ``folds`` identity-disjoint folds (person ``p`` in fold ``p % folds``; the pairs inside each fold)."""
+    from fr_utils.evaluate import auc, cross_validate, distances, eer, roc_curve
+
+    i, j = np.triu_indices(len(labels), k=1)
+    same = labels[i] == labels[j]
+    d = np.where(np.isnan(dist := distances(emb[i], emb[j])), np.inf, dist)
+    accept = d < threshold
+    fpr, tpr, _ = roc_curve(d, same)
+    people = np.unique(labels, return_inverse=True)[1]
+    inside = people[i] % folds == people[j] % folds
+    cv = cross_validate(emb[i][inside], emb[j][inside], same[inside], (people[i] % folds)[inside])
+    return {"pairs": len(same), "genuine": int(same.sum()), "tar": float(accept[same].mean()),
+            "far": float(accept[~same].mean()), "accuracy": float((accept == same).mean()),
+            "auc": auc(fpr, tpr), "eer": eer(d, same), "cv_accuracy": cv["accuracy_mean"],
+            "cv_std": cv["accuracy_std"], "cv_threshold": cv["threshold_mean"], "cv_pairs": int(inside.sum())}
+
+
+def orl(model, orl_dir: Path, threshold: float, pipeline: str) -> dict:
+    """ORL with one encoder: ``pipeline`` ``"whole"`` (the photo is the crop) or ``"mtcnn"``
+    (the door's detection and crop, cached)."""
+    from fr_utils.embedding_cache import embed_files
+    from fr_utils.encoding import encode_images
+
+    paths, labels = orl_photos(orl_dir)
+    start = time.perf_counter()
+    if pipeline == "whole":
+        emb = encode_images(paths, model, detect=False, progress=False)
+    else:
+        emb = embed_files(paths, model, progress=False)
+    found = int((~np.isnan(emb).any(axis=1)).sum())
+    rates = one_shot(emb, labels)
+    res = orl_verification(emb, labels, threshold)
+    res.update(found=found, photos=len(paths), one_shot=float(rates.mean()), one_shot_min=float(rates.min()),
+               one_shot_max=float(rates.max()), seconds=time.perf_counter() - start)
+    return res
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="time budget per speed contender (default 10)")
     parser.add_argument("--published", action="store_true", help="also LFW with Sandberg's options (flip: 2x encoding)")
     parser.add_argument("--no-lfw", action="store_true", help="skip LFW")
+    parts = parser.add_mutually_exclusive_group()
+    parts.add_argument("--no-orl", action="store_true", help="skip ORL")
+    parts.add_argument("--orl-only", action="store_true",
+                       help="only the manifests' rows and ORL (no cast, speed, memory or LFW)")
     args = parser.parse_args()
 
     from fr_utils.weights import MODELS, find_weights_dir, load_facenet, read_manifest, weights_path
@@ -135,6 +230,22 @@ def main() -> None:
         v = manifests[name]["verification"]
         line(name, f"{manifests[name]['embedding_size']} numbers, preprocessing {manifests[name]['preprocessing'].split(':')[0]}; "
                    f"View 1 threshold L2 {v['threshold']} (pairsDevTrain accuracy {v['accuracy']}; {v['chosen_on']})")
+    if not args.no_orl:
+        orl_dir = shared_dataset("orl-faces")
+        if orl_dir is not None:
+            for pipeline, label in (("whole", "whole photo as the crop"),
+                                    ("mtcnn", "MTCNN largest face + proportional box crop")):
+                for name in MODELS:
+                    r = orl(models[name], orl_dir, float(manifests[name]["verification"]["threshold"]), pipeline)
+                    line(name, f"ORL, {label}: faces {r['found']}/{r['photos']}; one-shot identification "
+                               f"{r['one_shot']:.4f} (min {r['one_shot_min']:.4f}, max {r['one_shot_max']:.4f} over "
+                               f"the enrolled photo); {r['pairs']:,} pairs ({r['genuine']:,} genuine) at the threshold "
+                               f"{manifests[name]['verification']['threshold']}: TAR {r['tar']:.4f}, FAR {r['far']:.4f}, "
+                               f"accuracy {r['accuracy']:.4f}; 10-fold CV (identity-disjoint, {r['cv_pairs']:,} pairs) "
+                               f"accuracy {r['cv_accuracy']:.4f} +- {r['cv_std']:.4f} at {r['cv_threshold']:.3f}; "
+                               f"AUC {r['auc']:.5f}, EER {r['eer']:.4f} ({r['seconds']:.0f} s)")
+    if args.orl_only:
+        return _side_by_side(rows)
     for name in MODELS:
         c = cast_margins(models[name], float(manifests[name]["verification"]["threshold"]))
         line(name, f"cast ({c['photos']} photos, {c['genuine_pairs']} genuine / {c['impostor_pairs']} impostor pairs): "
@@ -159,10 +270,14 @@ def main() -> None:
                     line(name, f"LFW pairs.txt {label}: accuracy {r['accuracy_mean']:.4f} +- {r['accuracy_std']:.4f}, "
                                f"VAL@FAR=1e-3 {r['val_mean']:.4f}, AUC {r['auc']:.5f}, EER {r['eer']:.4f} "
                                f"({r['seconds']:.0f} s)")
+    _side_by_side(rows)
+
+
+def _side_by_side(rows: dict[str, list[str]]) -> None:
     print("\nside by side:")
-    for name in MODELS:
+    for name, texts in rows.items():
         print(f"== {name}")
-        for text in rows[name]:
+        for text in texts:
             print(f"   {text}")
 
 

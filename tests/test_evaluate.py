@@ -464,3 +464,41 @@ def test_one_fold_of_lfw(protocol_dir, lfw_dir, tmp_path, capsys):
     assert res["pairs_without_face"] <= 8, printed
     assert (out / "roc.png").stat().st_size > 10_000
     assert f"accuracy:        {res['accuracy_mean']:.4f}" in printed
+
+
+def test_orl_measures_of_compare_encoders(tmp_path):
+    """benchmarks/compare_encoders.py's ORL part on synthetic embeddings: one-shot
+    identification counts a face-less photo as a miss, and the verification counts
+    pairs at a threshold and cross-validates over identity-disjoint folds."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        import compare_encoders as ce
+    finally:
+        sys.path.pop(0)
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(20), 10)
+    centres = rng.normal(size=(20, 8)) * 3
+    emb = centres[labels] + rng.normal(size=(200, 8)) * 0.1
+    rates = ce.one_shot(emb, labels)
+    assert rates.shape == (10,) and rates.min() == 1.0
+    emb[5] = np.nan  # person 0's 6th photo: no face
+    rates = ce.one_shot(emb, labels)
+    assert rates[5] == pytest.approx(171 / 180)  # enrolled without a face: person 0's 9 probes missed
+    assert np.delete(rates, 5) == pytest.approx(179 / 180)  # as a probe it is missed
+    res = ce.orl_verification(emb, labels, threshold=2.0)
+    assert res["pairs"] == 200 * 199 // 2 and res["genuine"] == 20 * 45
+    assert res["tar"] == pytest.approx(1 - 9 / 900) and res["far"] == 0.0
+    assert res["cv_pairs"] == 10 * (2 * 45 + 100) and res["cv_accuracy"] > 0.99
+    # the folder layout: s1..s10 x 1..10.pgm, in natural order; a missing photo is named
+    for p in range(1, 11):
+        (tmp_path / f"s{p}").mkdir()
+        for k in range(1, 11):
+            (tmp_path / f"s{p}" / f"{k}.pgm").write_bytes(b"P5 1 1 255 \x00")
+    paths, people = ce.orl_photos(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in paths[:3]] == ["s1/1.pgm", "s1/2.pgm", "s1/3.pgm"]
+    assert paths[10].parent.name == "s2" and list(people[:11]) == [0] * 10 + [1]
+    (tmp_path / "s3" / "10.pgm").unlink()
+    with pytest.raises(ValueError, match="s3: expected 10 .pgm photos"):
+        ce.orl_photos(tmp_path)
