@@ -26,6 +26,7 @@ from fr_utils.errors import (
     FaceImageError,
     SimilarFaceWarning,
     SimilarNameWarning,
+    RequestRefused,
     SkippedImagesWarning,
     UnknownPersonError,
     WeightsError,
@@ -33,6 +34,7 @@ from fr_utils.errors import (
 )
 from fr_utils.images import load_image
 from fr_utils.matching import METRICS, check_threshold, is_match
+from fr_utils.serve import _ServiceDown, find_service
 
 PROG = "facedoor"
 DEFAULT_DB = "faces.db"
@@ -65,6 +67,12 @@ exit codes:
   3  the database or the model cannot be used: corrupt file, not a face
      database, built with another model, unwritable location or read-only file
      (for enroll, remove, rename), weights or their manifest missing or invalid
+
+a running service:
+  'verify', 'identify' and 'enroll' send their photos to a 'facedoor serve'
+  running for the same database file (it records its address in
+  DB.serve.json) and answer in milliseconds: same output, same exit codes.
+  Without one (or with --no-service) they load the model themselves (15-25 s).
 
 Errors go to stderr as '{PROG}: error: ...'; results go to stdout (as one JSON
 document with --json). A match is distance < threshold; the default
@@ -99,6 +107,9 @@ def _common(parser: argparse.ArgumentParser, defaults: bool) -> None:
                         help="match when distance < T, 0 < T < 2 (default: the model's, for --metric)",
                         **({"default": None} if defaults else opt))
     parser.add_argument("--json", action="store_true", help="print results as JSON",
+                        **({"default": False} if defaults else opt))
+    parser.add_argument("--no-service", action="store_true",
+                        help="encode in this process even when a 'facedoor serve' runs for the database",
                         **({"default": False} if defaults else opt))
 
 
@@ -178,13 +189,52 @@ def _enroll_photos(args) -> list[Path]:
     return paths
 
 
+def _enroll_through_service(args, paths: list, single: bool) -> tuple[int, list, list] | None:
+    """(added, skipped [(file, reason)], warnings) of enrolling ``paths`` one request each through
+    the service; None when there is none or it stopped answering (then everything is enrolled
+    in-process: the photos it stored already are skipped there as already enrolled)."""
+    if getattr(args, "client", None) is None or (args.strict and len(paths) > 1):
+        return None  # --strict with several photos stores nothing of a refused batch: in-process only
+    added, skipped, said = 0, [], []
+    for path in paths:
+        try:
+            check_photo(path)
+            answer = _through_service(args, lambda c: c.post("/enroll", path, _settings(args, name=args.name,
+                                                                                          strict=args.strict)))
+        except (FaceImageError, RequestRefused) as err:
+            if single or isinstance(err, RequestRefused) and (err.exit_code != EXIT_INPUT or err.status == 409):
+                raise
+            prefix = f"{path}: "
+            skipped.append((str(path), str(err)[len(prefix):] if str(err).startswith(prefix) else str(err)))
+            continue
+        if answer is None:
+            return None
+        added += int(answer["added"])
+        said += answer.get("warnings", [])
+    if skipped and added == 0 and len(skipped) == len(paths):
+        listing = "; ".join(f"{f}: {why}" for f, why in skipped)
+        raise FaceImageError(f"nothing enrolled for {args.name!r}: no usable image ({listing})")
+    return added, skipped, said
+
+
 def _enroll(db: FaceDatabase, args, out: dict) -> int:
     paths = args.paths if getattr(args, "paths", None) is not None else _enroll_photos(args)
-    images = paths[0] if len(args.images) == 1 and not Path(args.images[0]).is_dir() else paths
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        added = db.enroll(args.name, images, progress=_show_progress(args, len(paths)), strict=args.strict)
-    skipped = _skipped(caught, out)
+    single = len(args.images) == 1 and not Path(args.images[0]).is_dir()
+    images = paths[0] if single else paths
+    remote = _enroll_through_service(args, paths, single)
+    if remote is not None:
+        added, skipped, said = remote
+        for message in said:
+            print(f"{PROG}: warning: {message}", file=sys.stderr)
+            out.setdefault("warnings", []).append(message)
+        for file, why in skipped:
+            print(f"{PROG}: warning: skipped {file}: {why}", file=sys.stderr)
+        skipped = [{"file": file, "reason": why} for file, why in skipped]
+    else:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            added = db.enroll(args.name, images, progress=_show_progress(args, len(paths)), strict=args.strict)
+        skipped = _skipped(caught, out)
     total = len(db.embeddings(args.name)) if args.name in db else 0
     out.update(name=args.name, added=added, embeddings=total, skipped=skipped)
     if not args.json:
@@ -225,7 +275,11 @@ def _verify(db: FaceDatabase, args, out: dict) -> int:
     _verify_order(db, args)
     db._person_id(args.name)   # an unknown name, then a bad photo, before TensorFlow loads
     check_photo(args.image)
-    distance, match = db.verify(args.image, args.name)
+    answer = _through_service(args, lambda c: c.post("/verify", args.image, _settings(args, name=args.name)))
+    if answer is not None:
+        distance, match = float(answer["distance"]), bool(answer["match"])
+    else:
+        distance, match = db.verify(args.image, args.name)
     decision = "OPEN" if match else "CLOSED"
     out.update(name=args.name, image=args.image, distance=distance, threshold=db.threshold,
                metric=db.metric, match=match, decision=decision)
@@ -244,19 +298,33 @@ def _identify(db: FaceDatabase, args, out: dict) -> int:
     for image in args.images:
         try:
             check_photo(image)  # before TensorFlow loads
+            answer = _through_service(args, lambda c: c.post("/identify", image, _settings(args, all=args.all)))
             if args.all:
-                faces = db.identify_all(image)
-                if not faces:
-                    raise _InputError(f"{image}: no face found")
+                if answer is not None:
+                    faces = answer["faces"]
+                else:
+                    faces = db.identify_all(image)
+                    if not faces:
+                        raise _InputError(f"{image}: no face found")
                 result = {"image": image, "faces": [
                     {"box": [int(v) for v in f["box"]], "confidence": float(f["confidence"]), "name": f["name"],
                      "distance": float(f["distance"]), "nearest": f["nearest"]} for f in faces]}
                 known = any(f["name"] is not None for f in faces)
             else:
-                nearest, distance = db.nearest(db.encode(image))[0]
+                if answer is not None:
+                    nearest, distance = answer["nearest"], float(answer["distance"])
+                else:
+                    nearest, distance = db.nearest(db.encode(image))[0]
                 name = nearest if is_match(distance, threshold) else None
                 result = {"image": image, "name": name, "distance": distance, "nearest": nearest}
                 known = name is not None
+        except RequestRefused as err:  # the service's answer: the message in-process would give
+            if err.exit_code != EXIT_INPUT:
+                raise
+            report(err, EXIT_INPUT, PROG)
+            results.append({"image": image, "error": str(err)})
+            code = EXIT_INPUT
+            continue
         except (_InputError, ValueError) as err:  # FaceImageError and NoFaceError are ValueErrors
             report(err, EXIT_INPUT, PROG)
             results.append({"image": image, "error": str(err)})
@@ -321,9 +389,45 @@ COMMANDS = {
 }
 CREATES = {"enroll", "enroll-tree"}
 READS = {"list", "verify", "identify"}  # opened read-only: they never write
+FORWARDED = {"verify", "identify", "enroll"}  # sent to a running service for the same database, if any
+ENV_NO_SERVICE = "FACEDOOR_NO_SERVICE"  # set (non-empty): as --no-service
 
 
 # --------------------------------------------------------------------------- plumbing
+
+
+def _settings(args, **query) -> dict:
+    """A request's query: the command's metric and threshold (the service then decides as this
+    command would in-process), and ``query``."""
+    return dict(query, metric=args.metric, threshold=None if args.threshold is None else repr(args.threshold))
+
+
+def _through_service(args, call):
+    """``call(client)`` through the running service, or None when there is none, or when it stopped
+    answering (a note on stderr; this command then goes on in its own process)."""
+    client = getattr(args, "client", None)
+    if client is None:
+        return None
+    try:
+        return call(client)
+    except _ServiceDown as err:
+        print(f"{PROG}: note: {err}; going on in this process (loading the model)", file=sys.stderr)
+        client.close()
+        args.client = None
+        return None
+
+
+def _find_service(args, db_path: str) -> None:
+    """``args.client``: the running ``facedoor serve`` for this database, if any (not for --no-service)."""
+    args.client = None
+    if args.no_service or args.command not in FORWARDED or os.environ.get(ENV_NO_SERVICE):
+        return
+    args.client, note = find_service(db_path)
+    if note:
+        print(f"{PROG}: note: {note}; answering in this process (loading the model)", file=sys.stderr)
+    elif args.client is None and sys.stderr.isatty():
+        print(f"{PROG}: note: no 'facedoor serve' runs for {db_path}: loading the model here (15-25 s); "
+              f"'{PROG} --db {db_path} serve' keeps it loaded and answers at once", file=sys.stderr)
 
 
 def check_photo(image) -> None:
@@ -396,10 +500,17 @@ def main(argv: list[str] | None = None) -> int:
         if argv is None:  # a facedoor process (not a caller's): it encodes a photo or a few, then exits
             from fr_utils.encoding import quick_start
 
-            quick_start()  # a graph quick to build beats one quick to run
+            quick_start()  # a graph quick to build beats one quick to run (TensorFlow is not imported here)
         with FaceDatabase(db_path, metric=args.metric, threshold=args.threshold,
                           create=args.command in CREATES, read_only=args.command in READS) as db:
-            code = COMMANDS[args.command](db, args, out)
+            _find_service(args, db_path)
+            try:
+                code = COMMANDS[args.command](db, args, out)
+            finally:
+                if getattr(args, "client", None) is not None:
+                    args.client.close()
+    except RequestRefused as err:  # the service's answer, with the exit code in-process would give
+        return report(err, err.exit_code, PROG)
     except (FaceDatabaseError, WeightsError) as err:
         return report(err, EXIT_DATABASE, PROG)
     except OSError as err:  # a file the database or the model needs, unreadable

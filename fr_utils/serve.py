@@ -34,16 +34,20 @@ already uses every core for one photo, and an SQLite connection belongs to one t
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
+import os
 import queue
 import sys
+import tempfile
 import threading
 import time
 import warnings
+from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fr_utils.errors import (
     EmptyDatabaseError,
@@ -58,7 +62,7 @@ from fr_utils.errors import (
     WeightsError,
 )
 from fr_utils.images import describe
-from fr_utils.matching import is_match
+from fr_utils.matching import check_metric, check_threshold, is_match
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -88,14 +92,24 @@ def _message(err: BaseException) -> str:
     return str(err)
 
 
-class Door:
-    """The database and the model, used by one worker thread; :meth:`call` runs a function there."""
+#: At most this many waiting requests' faces are encoded in one model call (see :meth:`Door.encode_then`).
+MAX_BATCH = 8
+_NOTHING = object()
 
-    def __init__(self, db_path, *, metric: str = "euclidean", threshold: float | None = None, model=None):
+
+class Door:
+    """The database and the model, used by one worker thread; :meth:`call` runs a function there,
+    :meth:`encode_then` a photo's encoding, batched with the other requests waiting."""
+
+    def __init__(self, db_path, *, metric: str = "euclidean", threshold: float | None = None, model=None,
+                 max_batch: int = MAX_BATCH):
         self._jobs: queue.Queue = queue.Queue()
         self._ready = threading.Event()
         self._failure: BaseException | None = None
         self.db = None
+        self.metric, self.threshold = check_metric(metric), check_threshold(threshold)  # the service's defaults
+        self.max_batch = max(1, int(max_batch))
+        self.batches: list[int] = []  # the size of each encoder call made for requests (for benchmarks)
         self.load_seconds = 0.0
         self._thread = threading.Thread(target=self._work, args=(db_path, metric, threshold, model),
                                         name="facedoor-worker", daemon=True)
@@ -122,36 +136,119 @@ class Door:
             self._ready.set()
             return
         self._ready.set()
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                break
-            fn, box, done = job
-            try:
-                box["value"] = fn(self.db)
-            except BaseException as err:  # handed back to the request's thread
-                box["error"] = err
-            done.set()
+        job = self._jobs.get()
+        while job is not None:
+            following = _NOTHING
+            if job[0] == "encode":  # every encoding request waiting (up to max_batch) in one model call
+                batch = [job]
+                while len(batch) < self.max_batch:
+                    try:
+                        item = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None or item[0] != "encode":
+                        following = item
+                        break
+                    batch.append(item)
+                self._encode(batch)
+            else:
+                _, fn, box, done = job
+                try:
+                    box["value"] = fn(self.db)
+                except BaseException as err:  # handed back to the request's thread
+                    box["error"] = err
+                done.set()
+            job = self._jobs.get() if following is _NOTHING else following
         self.db.close()
 
+    def _encode(self, batch: list) -> None:
+        """Encode the largest face of each job's photo (one model call for all), then run each job's
+        ``then(db, embedding)``; every failure goes back to its own request."""
+        import numpy as np
+
+        from fr_utils.encoding import _model_input, face_crop, inference_function, standardization
+
+        model = self.db.model
+        size, standardize = int(model.input_shape[1]), standardization(model)
+        inputs, ready = [], []
+        for job in batch:  # the crop of img_to_encoding (encode_batch), photo by photo
+            _, data, then, box, done = job
+            try:
+                self.db._check_model()
+                inputs.append(_model_input(face_crop(data), size, standardize))
+                ready.append(job)
+            except BaseException as err:
+                box["error"] = err
+                done.set()
+        if not ready:
+            return
+        try:
+            embeddings = np.asarray(inference_function(model)(np.stack(inputs)), dtype=np.float32)
+            self.batches.append(len(ready))
+        except BaseException as err:
+            embeddings = None
+            failure = err
+        for i, (_, data, then, box, done) in enumerate(ready):
+            try:
+                if embeddings is None:
+                    raise failure
+                box["value"] = then(self.db, embeddings[i])
+            except BaseException as err:
+                box["error"] = err
+            done.set()
+
     def _warm_up(self) -> None:
-        """Encode one shipped photo, so that the first request does not pay for graph building."""
+        """Encode one shipped photo at each batch size up to 4, so that the first requests do not pay
+        for graph building (nor oneDNN for its first calls at a new batch size)."""
+        import numpy as np
+
         from fr_utils.data import sample_cast
-        from fr_utils.encoding import img_to_encoding
+        from fr_utils.encoding import img_to_encoding, inference_function
 
         cast = sample_cast()
         photo = cast[sorted(cast)[0]][0]
         img_to_encoding(photo, self.db.model)
+        run, side = inference_function(self.db.model), int(self.db.model.input_shape[1])
+        for n in range(2, min(self.max_batch, 4) + 1):
+            run(np.zeros((n, side, side, 3), np.float32))
 
-    def call(self, fn):
-        """``fn(db)`` in the worker thread; returns its value or raises its exception."""
-        box: dict = {}
-        done = threading.Event()
-        self._jobs.put((fn, box, done))
+    def _settings(self, fn, metric: str | None, threshold: float | None):
+        """``fn(db, ...)`` under a request's ``metric`` and ``threshold`` (``None``: the service's own)."""
+        if metric is None and threshold is None:
+            return fn
+
+        def job(db, *args):
+            db.metric = metric or self.metric
+            db.threshold = threshold if metric is not None else (threshold or self.threshold)
+            try:
+                return fn(db, *args)
+            finally:
+                db.metric, db.threshold = self.metric, self.threshold
+
+        return job
+
+    def _wait(self, job) -> object:
+        box, done = job[-2], job[-1]
+        self._jobs.put(job)
         done.wait()
         if "error" in box:
             raise box["error"]
         return box["value"]
+
+    def call(self, fn, metric: str | None = None, threshold: float | None = None):
+        """``fn(db)`` in the worker thread; returns its value or raises its exception.
+
+        ``metric`` and ``threshold`` (a request's, as the command line passes them) hold for this
+        call only; ``None``: the service's own (``facedoor serve --metric/--threshold``)."""
+        return self._wait(("call", self._settings(fn, metric, threshold), {}, threading.Event()))
+
+    def encode_then(self, data: bytes, then, metric: str | None = None, threshold: float | None = None):
+        """``then(db, embedding)`` for the largest face of the photo ``data``, in the worker thread.
+
+        The photo is encoded as ``img_to_encoding`` does; requests waiting at the same time are
+        encoded together, in one model call (at most ``max_batch``): 4 clients at once cost about
+        one batch of 4 rather than 4 calls. Raises what encoding or ``then`` raises."""
+        return self._wait(("encode", data, self._settings(then, metric, threshold), {}, threading.Event()))
 
     def close(self) -> None:
         self._jobs.put(None)
@@ -182,16 +279,49 @@ def answer_people(db) -> dict:
             "created": info.get("created"), "people": db.people()}
 
 
-def answer_enroll(db, name: str, data: bytes, strict: bool) -> dict:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        added = db.enroll(name, data, strict=strict)
+class _NamedUpload(os.PathLike):
+    """An uploaded photo saved to a private temporary file, named in messages and in the database
+    as the client named it (``X-Photo-Name``): an enrolment through the service records the same
+    source, and warns with the same words, as ``facedoor enroll`` in-process."""
+
+    def __init__(self, data: bytes, label: str):
+        fd, self._path = tempfile.mkstemp(prefix="facedoor-upload-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        self._label = label
+
+    def __fspath__(self) -> str:
+        return self._path
+
+    def __str__(self) -> str:
+        return self._label
+
+    def remove(self) -> None:
+        try:
+            os.unlink(self._path)
+        except OSError:
+            pass
+
+
+def answer_enroll(db, name: str, data: bytes, strict: bool, photo_name: str | None = None) -> dict:
+    photo = _NamedUpload(data, photo_name) if photo_name else data
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            added = db.enroll(name, photo, strict=strict)
+    finally:
+        if photo is not data:
+            photo.remove()
     return {"command": "enroll", "name": name, "added": added, "embeddings": len(db.embeddings(name)),
             "warnings": _warnings_of(caught)}
 
 
 def answer_verify(db, name: str, data: bytes) -> dict:
     distance, match = db.verify(data, name)
+    return verify_answer(db, name, distance, match)
+
+
+def verify_answer(db, name: str, distance: float, match: bool) -> dict:
     return {"command": "verify", "name": name, "distance": distance, "threshold": db.threshold,
             "metric": db.metric, "match": match, "decision": "OPEN" if match else "CLOSED"}
 
@@ -207,9 +337,23 @@ def answer_identify(db, data: bytes, every_face: bool) -> dict:
         return out
     if len(db) == 0:
         raise EmptyDatabaseError(f"{db.name}: no one is enrolled yet (enrol someone first: POST /enroll?name=NAME)")
-    nearest, distance = db.nearest(db.encode(data))[0]
-    out.update(name=nearest if is_match(distance, db.threshold) else None, distance=distance, nearest=nearest)
-    return out
+    return identify_answer(db, db.encode(data))
+
+
+def verify_embedding(db, name: str, embedding) -> dict:
+    """:func:`answer_verify` for a face already encoded (``FaceDatabase.verify``'s decision)."""
+    db._person_id(name)
+    distance = db.distance(embedding, name)
+    return verify_answer(db, name, distance, bool(is_match(distance, db.threshold)))
+
+
+def identify_answer(db, embedding) -> dict:
+    """:func:`answer_identify` (the largest face) for a face already encoded."""
+    if len(db) == 0:
+        raise EmptyDatabaseError(f"{db.name}: no one is enrolled yet (enrol someone first: POST /enroll?name=NAME)")
+    nearest, distance = db.nearest(embedding)[0]
+    return {"command": "identify", "threshold": db.threshold, "metric": db.metric,
+            "name": nearest if is_match(distance, db.threshold) else None, "distance": distance, "nearest": nearest}
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -278,27 +422,48 @@ class DoorHandler(BaseHTTPRequestHandler):
         if routes[url.path] != method:
             raise RequestRefused(405, f"{url.path} takes {routes[url.path]}, not {method}")
         if method == "GET":
-            if url.path == "/health":
-                people = door.call(len)
-                return 200, {"status": "ok", "database": str(door.db.name), "people": people}
+            if url.path == "/health":  # ?quick=1: without the count, so never queued behind the photos
+                body = {"status": "ok", "database": str(door.db.name)}
+                if query.get("quick") != "1":
+                    body["people"] = door.call(len)
+                return 200, dict(body, database_path=os.path.realpath(door.db.name), pid=os.getpid(),
+                                 max_upload=self.server.max_upload)
             return 200, door.call(answer_people)
+        metric = query.get("metric") or None
+        threshold = query.get("threshold") or None
+        if metric is not None:
+            check_metric(metric)
+        if threshold is not None:
+            try:
+                threshold = float(threshold)
+            except ValueError:
+                raise RequestRefused(400, f"threshold: not a number: {threshold!r}") from None
+            check_threshold(threshold)
         data = self._body()
         photo_name = self.headers.get("X-Photo-Name")
 
         def run(fn, *args):
             try:
-                return door.call(lambda db: fn(db, *args))
+                return door.call(lambda db: fn(db, *args), metric, threshold)
+            except FaceImageError as err:
+                raise _name_photo(err, data, photo_name) from err
+
+        def batched(then):
+            try:
+                return door.encode_then(data, then, metric, threshold)
             except FaceImageError as err:
                 raise _name_photo(err, data, photo_name) from err
 
         if url.path == "/identify":
-            return 200, run(answer_identify, data, query.get("all", "0") not in ("", "0", "false"))
+            if query.get("all", "0") not in ("", "0", "false"):
+                return 200, run(answer_identify, data, True)
+            return 200, batched(identify_answer)
         name = query.get("name")
         if not name:
             raise RequestRefused(400, f"{url.path} needs ?name=NAME (the person's name, URL-encoded)")
         if url.path == "/verify":
-            return 200, run(answer_verify, name, data)
-        return 201, run(answer_enroll, name, data, query.get("strict", "0") not in ("", "0", "false"))
+            return 200, batched(lambda db, embedding: verify_embedding(db, name, embedding))
+        return 201, run(answer_enroll, name, data, query.get("strict", "0") not in ("", "0", "false"), photo_name)
 
     def _handle(self, method: str) -> None:
         self._body_read = False
@@ -342,6 +507,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(db_path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
           metric: str = "euclidean", threshold: float | None = None, verbose: bool = False, prog: str = "facedoor",
           ready=None) -> int:
@@ -363,15 +532,206 @@ def serve(db_path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, max_up
         server.server_close()
         raise
     bound_host, bound_port = server.server_address[:2]
+    record = write_address(db_path, _client_url(bound_host, bound_port), server.max_upload, prog)
     print(f"{prog}: serving http://{bound_host}:{bound_port}/ (database {Path(db_path)}, {door.call(len)} people, "
           f"model ready in {door.load_seconds:.1f} s; Ctrl-C stops)", file=sys.stderr, flush=True)
     if ready is not None:
         ready(server)
+    if threading.current_thread() is threading.main_thread():  # SIGTERM (kill, systemd): stop as Ctrl-C does
+        import signal
+
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        if record is not None:
+            remove_address(record)
         server.server_close()
         door.close()
     return 0
+
+
+# --------------------------------------------------------------------------- the command line's way in
+#
+# A running service writes its address beside the database (``faces.db`` -> ``faces.db.serve.json``),
+# and ``facedoor verify/identify/enroll`` send their photos there instead of loading TensorFlow: the
+# standard library only (http.client, json), a few milliseconds once the photo is checked.
+
+ADDRESS_SUFFIX = ".serve.json"
+#: Seconds to connect to a service found beside the database (it is on this machine): a dead one
+#: refuses at once; a full queue still accepts the connection.
+CONNECT_TIMEOUT = 2.0
+#: Seconds to wait for an answer: requests are answered one at a time, so a busy service may keep
+#: a client waiting; past this the command answers in its own process.
+ANSWER_TIMEOUT = 300.0
+
+
+def address_file(db_path) -> Path:
+    """Where a service for ``db_path`` records its address: the database's name + ``.serve.json``."""
+    return Path(f"{os.fspath(db_path)}{ADDRESS_SUFFIX}")
+
+
+def _client_url(host: str, port: int) -> str:
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def write_address(db_path, url: str, max_upload: int, prog: str = "facedoor") -> dict | None:
+    """Record this service's address beside the database (readable by this user only, written
+    whole by a rename); returns what was written, or None when the folder is not writable (then
+    commands answer in their own process, and a note says so here)."""
+    path = address_file(db_path)
+    record = {"url": url, "pid": os.getpid(), "database": os.path.realpath(db_path), "max_upload": int(max_upload),
+              "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "file": str(path)}
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)  # mode 0600
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f)
+        os.replace(tmp, path)
+    except OSError as err:
+        print(f"{prog}: warning: cannot write {path} ({err.strerror or err}): 'facedoor' commands will not "
+              "find this service and will load the model themselves", file=sys.stderr, flush=True)
+        return None
+    return record
+
+
+def remove_address(record: dict) -> None:
+    """Remove the address file if it is still this process's (a newer service may have replaced it)."""
+    path = Path(record["file"])
+    try:
+        if json.loads(path.read_text()).get("pid") == record["pid"]:
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+class _ServiceDown(Exception):
+    """The service cannot be used for this request (not running, stopped answering, photo over its
+    limit): the command answers in its own process."""
+
+
+class DoorClient:
+    """A running ``facedoor serve`` for one database, over one keep-alive HTTP connection.
+
+    :meth:`post` returns the answer's JSON, raises :class:`~fr_utils.errors.RequestRefused`
+    (with the message and exit code the command line would give) for an error answer, and
+    ``_ServiceDown`` when the service cannot answer."""
+
+    def __init__(self, url: str, max_upload: int, address: Path | None = None):
+        parts = urlsplit(url)
+        self.url, self.max_upload, self.address = url, int(max_upload), address
+        self._host, self._port = parts.hostname, parts.port or 80
+        self._conn: http.client.HTTPConnection | None = None
+
+    def _request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                 timeout: float = ANSWER_TIMEOUT) -> tuple[int, dict]:
+        for attempt in (1, 2):  # a keep-alive connection the service closed meanwhile: once more, anew
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(self._host, self._port, timeout=CONNECT_TIMEOUT)
+                try:
+                    self._conn.connect()
+                except OSError as err:
+                    self.close()
+                    raise _ServiceDown(f"the service at {self.url} does not answer ({err.strerror or err})") from None
+                self._conn.sock.settimeout(timeout)
+                fresh = True
+            else:
+                fresh = False
+            try:
+                self._conn.request(method, path, body=body, headers=headers or {})
+                response = self._conn.getresponse()
+                data = response.read()
+            except (OSError, http.client.HTTPException) as err:
+                self.close()
+                if fresh or attempt == 2:
+                    why = "took too long to answer" if isinstance(err, TimeoutError) else \
+                        f"stopped answering ({type(err).__name__}{': ' + str(err) if str(err) else ''})"
+                    raise _ServiceDown(f"the service at {self.url} {why}") from None
+                continue
+            if response.getheader("Connection", "").lower() == "close":
+                self.close()
+            try:
+                return response.status, json.loads(data)
+            except ValueError:
+                raise _ServiceDown(f"the service at {self.url} answered {response.status} without JSON") from None
+        raise AssertionError("unreachable")
+
+    def health(self) -> dict:
+        status, body = self._request("GET", "/health?quick=1", timeout=CONNECT_TIMEOUT)
+        if status != 200:
+            raise _ServiceDown(f"the service at {self.url} answered {status} to /health")
+        return body
+
+    def post(self, endpoint: str, photo, query: dict | None = None) -> dict:
+        """POST the photo file ``photo`` (its bytes; named as given) to ``endpoint`` with ``query``."""
+        from fr_utils.images import read_image_bytes
+
+        name, data = read_image_bytes(photo)
+        try:
+            name.encode("latin-1")  # HTTP headers are Latin-1
+        except UnicodeEncodeError:
+            raise _ServiceDown(f"{name}: a file name HTTP headers cannot carry") from None
+        if len(data) > self.max_upload:
+            raise _ServiceDown(f"{name} ({len(data):,} bytes) is over the service's --max-upload "
+                               f"({self.max_upload:,} bytes)")
+        params = {k: v for k, v in (query or {}).items() if v is not None and v is not False}
+        path = endpoint + ("?" + urlencode({k: ("1" if v is True else v) for k, v in params.items()}) if params else "")
+        status, body = self._request("POST", path, data, {"X-Photo-Name": name,
+                                                           "Content-Type": "application/octet-stream"})
+        if status >= 400:
+            message = body.get("error", f"HTTP {status}")
+            if status >= 500 and message.startswith("internal error"):
+                raise _ServiceDown(f"the service at {self.url} failed: {message}")
+            raise RequestRefused(status, message, int(body.get("exit_code", 2)))
+        return body
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def find_service(db_path) -> tuple[DoorClient | None, str | None]:
+    """(a client of the running ``facedoor serve`` for the database file ``db_path``, None) or
+    (None, why not: None when no service recorded an address, else a note for stderr).
+
+    A recorded service is used only when it answers ``/health`` within :data:`CONNECT_TIMEOUT`
+    and serves the same file (``os.path.samefile``); a stale address file (its service dead) is
+    removed, at the cost of one refused connection (milliseconds)."""
+    path = address_file(db_path)
+    try:
+        text = path.read_text()
+    except OSError:
+        return None, None
+    try:
+        record = json.loads(text)
+        url, database, max_upload = record["url"], record["database"], int(record["max_upload"])
+    except (ValueError, KeyError, TypeError):
+        return None, f"ignored {path}: not a service address (remove it)"
+    try:
+        same = os.path.samefile(database, db_path)
+    except OSError:
+        same = False
+    if not same:
+        return None, f"ignored {path}: it is the address of a service for {database}, another file"
+    client = DoorClient(url, max_upload, path)
+    try:
+        health = client.health()
+        if not os.path.samefile(health.get("database_path", ""), db_path):
+            raise _ServiceDown(f"the service at {url} serves {health.get('database_path')}, not {db_path}")
+    except (_ServiceDown, OSError) as err:
+        client.close()
+        stale = isinstance(err, _ServiceDown) and "does not answer" in str(err)
+        if stale:
+            try:
+                if path.read_text() == text:  # not replaced by a service started meanwhile
+                    path.unlink()
+            except OSError:
+                pass
+        return None, f"{err}{' (a stale address: removed ' + str(path) + ')' if stale else ''}"
+    return client, None

@@ -6,7 +6,10 @@ import contextlib
 import http.client
 import io
 import json
+import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +20,7 @@ import pytest
 
 from fr_utils.data import cast_dir, other_photo
 from fr_utils.door import main as facedoor
+from fr_utils.serve import address_file, write_address
 
 PEOPLE = cast_dir() / "people"
 OBAMA = [PEOPLE / "Barack_Obama" / f"Barack_Obama_000{i}.jpg" for i in (1, 2, 3)]
@@ -78,7 +82,8 @@ def cli(*argv) -> tuple[int, str, str]:
 
 def test_the_service_answers_refuses_bad_requests_and_keeps_serving(service, tmp_path):
     _, _, db = service
-    assert request(service, "GET", "/health") == (200, {"status": "ok", "database": str(db), "people": 0})
+    status, body = request(service, "GET", "/health")
+    assert status == 200 and (body["status"], body["database"], body["people"]) == ("ok", str(db), 0)
     status, body = post(service, "/identify", OBAMA[1])
     assert status == 404 and "no one is enrolled" in body["error"]
     for name, photo in [("Barack_Obama", OBAMA[0]), ("Grace_Hopper", HOPPER)]:
@@ -166,3 +171,153 @@ def test_the_service_answers_refuses_bad_requests_and_keeps_serving(service, tmp
     status, body = request(service, "GET", "/people")
     assert status == 200 and [(p["name"], p["embeddings"]) for p in body["people"]] == [
         ("Barack_Obama", 1), ("Grace_Hopper", 1)]  # the refused photos stored nothing
+
+
+# --------------------------------------------------------------------------- the command line through the service
+
+
+def _fake_service(db: Path, answer_posts):
+    """A stand-in service for ``db`` on a free port: /health answers as facedoor serve's does, every
+    POST is handled by ``answer_posts(handler)``. Returns (server, its address record)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            data = json.dumps({"status": "ok", "database": str(db), "database_path": os.path.realpath(db),
+                               "pid": os.getpid(), "max_upload": 10_000_000}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):  # noqa: N802
+            answer_posts(self)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, write_address(db, f"http://127.0.0.1:{server.server_address[1]}/", 10_000_000)
+
+
+def test_the_command_line_answers_through_the_running_service_as_in_process(service, tmp_path):
+    """verify/identify/enroll find the service beside the database and answer through it: the same
+    output, exit codes and messages as --no-service (in-process), and no TensorFlow in the process."""
+    _, _, db = service
+    assert address_file(db).is_file() and json.loads(address_file(db).read_text())["pid"] > 0
+    cli("--db", db, "enroll", "Barack_Obama", OBAMA[0])  # the other test's people, whichever ran first
+    cli("--db", db, "enroll", "Grace_Hopper", HOPPER)
+    cases = [  # the same command through the service and in this process
+        ("verify", "Barack_Obama", OBAMA[1]),
+        ("verify", "Grace_Hopper", COLLINS),
+        ("--metric", "cosine", "--threshold", "0.3", "verify", "Barack_Obama", OBAMA[2]),
+        ("identify", OBAMA[2], COLLINS, NO_FACE),
+        ("identify", "--all", other_photo("two_faces_hopper_collins.jpg")),
+        ("verify", "Barack_Obama", NO_FACE),
+        ("verify", "Nobody", OBAMA[1]),
+        ("enroll", "Grace_Hopper", NO_FACE),
+        ("enroll", "--strict", "Eileen_Collins", HOPPER),
+    ]
+    for case in cases:
+        remote, local = cli("--db", db, *case), cli("--db", db, "--no-service", *case)
+        assert remote == local, (case, remote, local)
+    remote = json.loads(cli("--db", db, "--json", "identify", OBAMA[1], COLLINS)[1])
+    local = json.loads(cli("--db", db, "--json", "--no-service", "identify", OBAMA[1], COLLINS)[1])
+    assert [r["name"] for r in remote["results"]] == [r["name"] for r in local["results"]] == ["Barack_Obama", None]
+    for r, l in zip(remote["results"], local["results"]):
+        assert r["distance"] == pytest.approx(l["distance"], abs=1e-5)
+
+    # enrolment sends the photo's bytes: the service stores the photo under the command's name for it
+    code, out, message = cli("--db", db, "enroll", "Eileen_Collins", COLLINS, NO_FACE)
+    assert (code, out) == (0, "enrolled Eileen_Collins: 1 new photo(s), 1 in all\n"), message
+    code, out, _ = cli("--db", db, "enroll", "Eileen_Collins", COLLINS)
+    assert (code, out) == (0, "enrolled Eileen_Collins: 0 new photo(s), 1 already enrolled, 1 in all\n")
+
+    # a fresh process: the answer in a fraction of the model's load time, TensorFlow never imported
+    script = ("import sys, time; t = time.perf_counter(); from fr_utils.door import main; "
+              f"code = main(['--db', {str(db)!r}, 'verify', 'Barack_Obama', {str(OBAMA[1])!r}]); "
+              "print(code, 'tensorflow' in sys.modules, round(time.perf_counter() - t, 2))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    code, tf_loaded, seconds = result.stdout.splitlines()[-1].split()
+    assert result.stdout.startswith("OPEN: ") and (code, tf_loaded) == ("0", "False"), result.stdout + result.stderr
+    assert float(seconds) < 10, seconds  # ~0.5 s idle; TensorFlow and the model alone take 15 s or more
+
+
+def test_a_stale_or_foreign_address_is_noted_and_the_command_answers_in_process(facenet, tmp_path):
+    db = tmp_path / "door.db"
+    cli("--db", db, "--no-service", "enroll", "Barack_Obama", OBAMA[0])
+    expected = cli("--db", db, "--no-service", "verify", "Barack_Obama", OBAMA[1])
+    with socket.socket() as s:  # a port nobody listens on: the service that wrote it is dead
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    write_address(db, f"http://127.0.0.1:{dead}/", 1_000_000)
+    started = time.perf_counter()
+    code, out, err = cli_err("--db", db, "verify", "Barack_Obama", OBAMA[1])
+    assert (code, out) == expected[:2] and time.perf_counter() - started < 60
+    assert "does not answer" in err and "stale address: removed" in err and not address_file(db).exists()
+
+    other = tmp_path / "other.db"
+    shutil.copy(db, other)
+    address_file(other).write_text(address_file_text(db, dead))  # a copy of the database, its address with it
+    code, out, err = cli_err("--db", other, "verify", "Barack_Obama", OBAMA[1])
+    assert (code, out) == expected[:2] and "a service for" in err and "another file" in err
+    address_file(other).write_text("{not json")
+    code, out, err = cli_err("--db", other, "verify", "Barack_Obama", OBAMA[1])
+    assert (code, out) == expected[:2] and "not a service address" in err
+
+
+def test_a_service_that_stops_answering_mid_way_leaves_the_command_to_answer_in_process(facenet, tmp_path):
+    db = tmp_path / "door.db"
+    cli("--db", db, "--no-service", "enroll", "Barack_Obama", OBAMA[0])
+    expected = cli("--db", db, "--no-service", "identify", OBAMA[1], COLLINS)
+    calls = []
+
+    def hang_up(handler):  # reads the photo, then closes the connection without an answer
+        calls.append(handler.path)
+        handler.rfile.read(int(handler.headers["Content-Length"]))
+        handler.close_connection = True
+        handler.connection.shutdown(socket.SHUT_RDWR)
+
+    server, _ = _fake_service(db, hang_up)
+    try:
+        code, out, err = cli_err("--db", db, "identify", OBAMA[1], COLLINS)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (code, out) == expected[:2] and calls and calls[0].startswith("/identify?")
+    assert "stopped answering" in err and "going on in this process" in err
+    assert err.count("note:") == 1  # once: the other photo went straight to this process
+
+    def refuse(handler):  # a 4xx answer is the command's answer: its message, its exit code
+        handler.rfile.read(int(handler.headers["Content-Length"]))
+        data = json.dumps({"error": "'Barack_Obama' is not enrolled in the door", "status": 404,
+                           "exit_code": 2}).encode()
+        handler.send_response(404)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    server, _ = _fake_service(db, refuse)
+    try:
+        code, out, err = cli_err("--db", db, "verify", "Barack_Obama", OBAMA[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (code, out) == (2, "") and err.strip() == "facedoor: error: 'Barack_Obama' is not enrolled in the door"
+
+
+def address_file_text(db: Path, port: int) -> str:
+    return json.dumps({"url": f"http://127.0.0.1:{port}/", "pid": 1, "database": os.path.realpath(db),
+                       "max_upload": 1_000_000})
+
+
+def cli_err(*argv) -> tuple[int, str, str]:
+    """``facedoor`` in-process: exit code, stdout and the whole of stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = facedoor([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
