@@ -1,6 +1,8 @@
 """The door as a service against the command line: latency, throughput and cold start.
 
     python benchmarks/door_service.py [--clients 4] [--requests 50] [--size 640] [--single 20]
+        [--precision float32|bfloat16] [--serve '--detect-side 160'] [--cold-runs 1]
+    FR_DATASETS=../shared/datasets python benchmarks/door_service.py --detection 60 [--size 640]
 
 Starts ``python -m fr_utils.door serve`` on a free port with a fresh database, enrols the
 sample cast (first photo of each person), then runs ``--clients`` concurrent clients
@@ -8,9 +10,14 @@ sample cast (first photo of each person), then runs ``--clients`` concurrent cli
 verify requests, to time a request nobody waits ahead of) sending ``--requests`` requests each,
 first ``POST /verify`` (a photo of a cast person claiming to be them), then
 ``POST /identify``, with the cast's photos upscaled to ``--size`` pixels (JPEG, quality
-90). Prints p50/p95 latency and throughput of each, the service's start-up time, and the
-cold start of the ``facedoor`` command: a command that fails fast (a missing photo) and a
-real encoding one (``facedoor verify``), with the machine and its load average.
+90). Prints p50/p95 latency and throughput of each, the service's start-up time, how many
+faces each of its encoder calls took (requests waiting together are encoded in one batch), and
+the cold start of the ``facedoor`` command: ``verify`` and ``identify`` answered through the
+running service (a fresh process that finds it beside the database), then, the service stopped,
+a command that fails fast (a missing photo, an unknown name), ``list``, and ``verify`` loading
+the model in its own process, with the machine and its load average.
+``--detection N``: only MTCNN's time and faces found on N LFW photos enlarged to ``--size``,
+eager against ``fr_utils.detect``'s graphs, at several analysis sides and minimum face sizes.
 Then, in a fresh process, where the cold start of an encoding command goes (TensorFlow
 import, MTCNN build, model build and weights, first model call, first detection) and
 where one verify request of a ``--size`` photo goes (decode, detection, crop, encoder,
@@ -59,10 +66,11 @@ def load() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def start_service(db: Path) -> tuple[subprocess.Popen, str, int, float]:
+def start_service(db: Path, precision: str | None = None, options: list[str] = ()) -> tuple[subprocess.Popen, str, int, float]:
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "fr_utils.door", "serve", "--db", str(db), "--port", "0"],
-                            stderr=subprocess.PIPE, text=True, cwd=REPO)
+    env = dict(os.environ, **({"FR_ENCODER_PRECISION": precision} if precision else {}))
+    proc = subprocess.Popen([sys.executable, "-m", "fr_utils.door", "serve", "--db", str(db), "--port", "0", *options],
+                            stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
     for line in proc.stderr:
         match = re.search(r"serving http://([\d.]+):(\d+)/", line)
         if match:
@@ -201,6 +209,57 @@ def phases(photo: Path, runs: int) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def detection(n: int, size: int) -> None:
+    """MTCNN as the ``mtcnn`` package runs it (eager Keras calls) against ``fr_utils.detect``'s graphs
+    (``GRAPH_STAGES``), on ``n`` LFW photos (the first photo of people drawn with seed 0) enlarged to
+    ``size`` px, analysed at several sides; a smaller side is what a larger minimum face would give
+    (side 320 x 20 / F: a minimum face of F px at 320), since ``mtcnn`` 1.0.0 miscounts its pyramid
+    for ``min_face_size`` > 20 (its own figures are printed too)."""
+    import random
+
+    import numpy as np
+    from mtcnn import MTCNN
+
+    import fr_utils.detect as detect
+
+    root = Path(os.environ.get("FR_DATASETS", "")) / "lfw-deepfunneled"
+    if not root.is_dir():
+        raise SystemExit("--detection needs FR_DATASETS (the folder holding lfw-deepfunneled)")
+    people = sorted(p.name for p in root.iterdir() if p.is_dir())
+    random.Random(0).shuffle(people)
+    images = []
+    for person in people[:n]:
+        with Image.open(sorted((root / person).iterdir())[0]) as img:
+            images.append(np.asarray(img.convert("RGB").resize((size, size), Image.BICUBIC)))
+    eager = MTCNN(stages="face_and_landmarks_detection", device="CPU:0")
+    graph = MTCNN(stages="face_and_landmarks_detection", device="CPU:0")
+    detect._as_graphs(graph)
+    for det in (eager, graph):  # warm-up
+        detect._detector = det
+        detect._faces_in(images[0])
+    print(f"MTCNN on {n} LFW photos enlarged to {size}x{size}, median ms per photo ({load()}):")
+    print("  analysed at      min face   eager ms  graph ms  faces found (graph)  same boxes eager/graph")
+    reference = None
+    for side, min_face in ((320, 20), (320, 40), (320, 60), (320, 80), (240, 20), (160, 20), (107, 20), (80, 20)):
+        found = {}
+        ms = {}
+        for label, det in (("eager", eager), ("graph", graph)):
+            detect._detector = det
+            times, out = [], []
+            for img in images:
+                t = time.perf_counter()
+                out.append(detect._faces_in(img, max_side=side, min_face_size=min_face))
+                times.append(time.perf_counter() - t)
+            ms[label], found[label] = statistics.median(times) * 1000, out
+        same = sum(1 for a, b in zip(found["eager"], found["graph"]) if [f["box"] for f in a] == [f["box"] for f in b])
+        with_face = sum(1 for faces in found["graph"] if faces)
+        if reference is None:
+            reference = found["graph"]
+        print(f"  {side:4d} px side   {min_face:4d} px    {ms['eager']:8.0f}  {ms['graph']:8.0f}  {with_face:5d}/{n}"
+              f"             {same}/{n}", flush=True)
+    detect._detector = graph
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=4)
@@ -209,6 +268,13 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=20, help="first, one client alone: SINGLE verify requests")
     parser.add_argument("--phase-runs", type=int, default=5, help="runs of one verify request's parts (median)")
     parser.add_argument("--phases-only", action="store_true", help="only the phase-by-phase part")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default=None,
+                        help="the service's encoder arithmetic (FR_ENCODER_PRECISION; default: as set, else float32)")
+    parser.add_argument("--serve", default="", help="more 'facedoor serve' options, e.g. '--detect-side 160'")
+    parser.add_argument("--cold-runs", type=int, default=1, help="runs of the in-process cold start (median)")
+    parser.add_argument("--detection", type=int, default=0, metavar="N",
+                        help="only: MTCNN on N LFW photos enlarged to --size, eager against graph, at several "
+                             "analysis sides (needs FR_DATASETS)")
     parser.add_argument("--phases-of", type=Path, help=argparse.SUPPRESS)  # the fresh process's own call
     args = parser.parse_args()
     if args.phases_of:
@@ -217,6 +283,9 @@ def main() -> None:
 
     print(machine())
     print(f"at start: {load()}")
+    if args.detection:
+        detection(args.detection, args.size)
+        return
     cast = sample_cast()
     photos = {name: [upscaled(p, args.size) for p in paths] for name, paths in sorted(cast.items())}
     work = Path(tempfile.mkdtemp(prefix="door-service-"))
@@ -229,8 +298,9 @@ def main() -> None:
         return
     try:
         db = work / "door.db"
-        proc, host, port, started = start_service(db)
-        print(f"service ready in {started:.1f} s (interpreter, TensorFlow, model, warm-up)")
+        proc, host, port, started = start_service(db, args.precision, args.serve.split())
+        print(f"service ready in {started:.1f} s (interpreter, TensorFlow, model, warm-up); encoder "
+              f"{args.precision or os.environ.get('FR_ENCODER_PRECISION') or 'float32'}; options {args.serve!r}")
         try:
             conn = http.client.HTTPConnection(host, port, timeout=600)
             for name, shots in photos.items():
@@ -250,21 +320,33 @@ def main() -> None:
                   f"{len(photos)} people enrolled:")
             for label, jobs in (("verify", verify), ("identify", identify)):
                 print(summary(label, *hammer(host, port, jobs, args.clients, args.requests)), flush=True)
+            conn = http.client.HTTPConnection(host, port, timeout=600)
+            conn.request("GET", "/health")
+            batches = json.loads(conn.getresponse().read()).get("encoder_batches")
+            conn.close()
+            print(f"encoder calls of the service by batch size (faces encoded together): {batches}")
             print(f"after the service runs: {load()}")
+            exe = shutil.which("facedoor", path=str(Path(sys.executable).parent)) or shutil.which("facedoor")
+            base = [exe] if exe else [sys.executable, "-m", "fr_utils.door"]
+            name, shots = next(iter(photos.items()))
+            photo = work / "photo.jpg"
+            photo.write_bytes(shots[-1])
+            for label, argv in [  # the command finds the service beside the database and sends the photo
+                ("verify through the service", base + ["--db", str(db), "verify", name, str(photo)]),
+                ("identify through the service", base + ["--db", str(db), "identify", str(photo)]),
+            ]:
+                seconds, code, last = cold(argv, 3)
+                print(f"CLI cold start, {label}: {seconds:.2f} s (median of 3, exit {code}) {last[:80]}", flush=True)
         finally:
             proc.terminate()
             proc.wait(timeout=60)
 
-        exe = shutil.which("facedoor", path=str(Path(sys.executable).parent)) or shutil.which("facedoor")
-        base = [exe] if exe else [sys.executable, "-m", "fr_utils.door"]
-        name, shots = next(iter(photos.items()))
-        photo = work / "photo.jpg"
-        photo.write_bytes(shots[-1])
         for label, argv, runs in [
             ("fails fast (missing photo)", base + ["--db", str(db), "verify", name, str(work / "missing.jpg")], 3),
             ("fails fast (unknown name)", base + ["--db", str(db), "verify", "Nobody", str(photo)], 3),
             ("list", base + ["--db", str(db), "list"], 3),
-            ("verify (encodes a photo)", base + ["--db", str(db), "verify", name, str(photo)], 1),
+            ("verify in-process (no service: loads the model)", base + ["--db", str(db), "verify", name, str(photo)],
+             args.cold_runs),
         ]:
             seconds, code, last = cold(argv, runs)
             print(f"CLI cold start, {label}: {seconds:.2f} s (median of {runs}, exit {code}) {last[:80]}", flush=True)

@@ -193,12 +193,16 @@ def preprocess(image: ImageSource, size: int = 160, *, model=None) -> np.ndarray
     return _model_input(as_rgb_array(image), size)
 
 
-def face_crop(image: ImageSource, margin: float | None = None, size: int = 160) -> np.ndarray:
+def face_crop(image: ImageSource, margin: float | None = None, size: int = 160, *,
+              max_side: int | None = None) -> np.ndarray:
     """The largest face of a photo, detected with MTCNN and cropped as the encoder expects.
 
     The one crop of the project, :func:`fr_utils.align.crop_box`: the box
     widened by :data:`fr_utils.align.MARGIN_FRACTION` of its mean side
     (Sandberg's LFW crop at any photo size), or by ``margin`` pixels when given.
+
+    ``max_side``: detect on the photo resized to this longest side instead of
+    :data:`fr_utils.detect.MAX_SIDE` (``facedoor serve --detect-side``).
 
     Returns:
         (size, size, 3) uint8 crop (see :func:`fr_utils.align.align_face`).
@@ -207,7 +211,7 @@ def face_crop(image: ImageSource, margin: float | None = None, size: int = 160) 
         FaceImageError: the image cannot be read.
     """
     img = as_rgb_array(image)
-    faces = _faces_in(img)
+    faces = _faces_in(img) if max_side is None else _faces_in(img, max_side=max_side)
     if not faces:
         where = str(image) if isinstance(image, (str, os.PathLike)) else "the image"
         raise NoFaceError(f"{where}: no face found. If it is already a face crop, pass detect=False.")

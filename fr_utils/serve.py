@@ -102,13 +102,14 @@ class Door:
     :meth:`encode_then` a photo's encoding, batched with the other requests waiting."""
 
     def __init__(self, db_path, *, metric: str = "euclidean", threshold: float | None = None, model=None,
-                 max_batch: int = MAX_BATCH):
+                 max_batch: int = MAX_BATCH, detect_side: int | None = None):
         self._jobs: queue.Queue = queue.Queue()
         self._ready = threading.Event()
         self._failure: BaseException | None = None
         self.db = None
         self.metric, self.threshold = check_metric(metric), check_threshold(threshold)  # the service's defaults
         self.max_batch = max(1, int(max_batch))
+        self.detect_side = detect_side  # None: fr_utils.detect.MAX_SIDE, as img_to_encoding
         self.batches: list[int] = []  # the size of each encoder call made for requests (for benchmarks)
         self.load_seconds = 0.0
         self._thread = threading.Thread(target=self._work, args=(db_path, metric, threshold, model),
@@ -175,7 +176,7 @@ class Door:
             _, data, then, box, done = job
             try:
                 self.db._check_model()
-                inputs.append(_model_input(face_crop(data), size, standardize))
+                inputs.append(_model_input(face_crop(data, max_side=self.detect_side), size, standardize))
                 ready.append(job)
             except BaseException as err:
                 box["error"] = err
@@ -426,6 +427,8 @@ class DoorHandler(BaseHTTPRequestHandler):
                 body = {"status": "ok", "database": str(door.db.name)}
                 if query.get("quick") != "1":
                     body["people"] = door.call(len)
+                    sizes = list(door.batches)
+                    body["encoder_batches"] = {str(n): sizes.count(n) for n in sorted(set(sizes))}
                 return 200, dict(body, database_path=os.path.realpath(door.db.name), pid=os.getpid(),
                                  max_upload=self.server.max_upload)
             return 200, door.call(answer_people)
@@ -505,6 +508,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-upload", type=float, default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
                         help=f"largest photo accepted, in MB (default {DEFAULT_MAX_UPLOAD_MB:g}); larger: 413")
     parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
+    parser.add_argument("--detect-side", type=int, default=None, metavar="PX",
+                        help="verify/identify: find the face on the photo resized to PX on its longest side "
+                             "(default: as every other command, fr_utils.detect.MAX_SIDE = 320; smaller is "
+                             "faster and misses smaller faces: docs/door.md)")
+    parser.add_argument("--max-batch", type=int, default=MAX_BATCH, metavar="N",
+                        help=f"encode at most N waiting requests' faces in one model call (default {MAX_BATCH})")
 
 
 def _interrupt(signum, frame) -> None:
@@ -513,7 +522,7 @@ def _interrupt(signum, frame) -> None:
 
 def serve(db_path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
           metric: str = "euclidean", threshold: float | None = None, verbose: bool = False, prog: str = "facedoor",
-          ready=None) -> int:
+          ready=None, detect_side: int | None = None, max_batch: int = MAX_BATCH) -> int:
     """Load the model, open the database, then answer requests until interrupted; returns an exit code.
 
     Prints ``<prog>: serving http://HOST:PORT/ ...`` on stderr once it answers (``ready(server)`` is
@@ -522,12 +531,17 @@ def serve(db_path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, max_up
         raise ValueError(f"--max-upload must be more than 0 and at most 256 (MB), got {max_upload_mb:g}")
     if not 0 <= port <= 65535:
         raise ValueError(f"--port must be between 0 and 65535, got {port}")
+    if detect_side is not None and not 48 <= detect_side <= 4096:
+        raise ValueError(f"--detect-side must be between 48 and 4096 (pixels), got {detect_side}")
+    if not 1 <= max_batch <= 256:
+        raise ValueError(f"--max-batch must be between 1 and 256, got {max_batch}")
     try:  # the port first: a busy one fails at once, not after the model has loaded
         server = DoorServer((host, port), None, int(max_upload_mb * 1_000_000), verbose)
     except OSError as err:
         raise ValueError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
     try:
-        door = server.door = Door(db_path, metric=metric, threshold=threshold)
+        door = server.door = Door(db_path, metric=metric, threshold=threshold, detect_side=detect_side,
+                                  max_batch=max_batch)
     except BaseException:
         server.server_close()
         raise
