@@ -303,13 +303,27 @@ def main() -> None:
               f"{args.precision or os.environ.get('FR_ENCODER_PRECISION') or 'float32'}; options {args.serve!r}")
         try:
             conn = http.client.HTTPConnection(host, port, timeout=600)
-            for name, shots in photos.items():
-                status, answer = post(conn, f"/enroll?name={name}", shots[0])
-                assert status == 201, answer
-            conn.close()
+            for name, shots in list(photos.items()):  # each person's first photo with a face found
+                for i, shot in enumerate(shots):
+                    status, answer = post(conn, f"/enroll?name={name}", shot)
+                    if status == 201:
+                        photos[name] = shots[:i] + shots[i + 1:]
+                        break
+                else:
+                    print(f"  {name}: no face found in any photo at {args.size} px; left out")
+                    del photos[name]
             verify = [(f"/verify?name={name}", shot,
                        lambda s, a: s == 200 and a["decision"] == "OPEN")
                       for name, shots in photos.items() for shot in shots]
+            kept = [(path, shot, check) for path, shot, check in verify if check(*post(conn, path, shot))]
+            if len(kept) < len(verify):
+                print(f"  {len(verify) - len(kept)} of {len(verify)} photos left out (no face found, or "
+                      "CLOSED for their own person, at this size)")
+            verify = kept
+            keep = {id(shot) for _, shot, _ in kept}
+            photos = {name: [s for s in shots if id(s) in keep] for name, shots in photos.items()}
+            photos = {name: shots for name, shots in photos.items() if shots}
+            conn.close()
             identify = [("/identify", shot, (lambda who: lambda s, a: s == 200 and a["name"] == who)(name))
                         for name, shots in photos.items() for shot in shots]
             hammer(host, port, verify, 1, 2)  # warm the connection paths

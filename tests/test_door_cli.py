@@ -416,3 +416,85 @@ def test_verify_with_the_photo_first_says_the_order_or_reads_it_when_unambiguous
     code, _, err = run(capsys, "--db", db, "verify", OBAMA[1], "Nobody")
     assert code == EXIT_INPUT
     assert f"{str(OBAMA[1])!r} is a file, not an enrolled name: the order is 'facedoor verify NAME IMAGE'" in err
+
+
+def test_through_a_running_service_the_command_prints_its_answers_without_tensorflow(tmp_path):
+    """With a service recorded beside the database (here a stand-in answering as facedoor serve
+    does), verify and identify send the photo and print its answers, exit codes and error messages
+    as in-process, in a process that never imports TensorFlow."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import numpy as np
+
+    from fr_utils.database import FaceDatabase
+    from fr_utils.serve import address_file, write_address
+
+    db = tmp_path / "faces.db"
+    with FaceDatabase(db) as door:
+        alice = np.zeros(int(door.model_identity()["embedding_size"]))
+        alice[0] = 1.0
+        door.add_embeddings("Alice", alice)
+    seen = []
+
+    class Service(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def answer(self, status, body):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):  # noqa: N802
+            self.answer(200, {"status": "ok", "database_path": os.path.realpath(db), "max_upload": 10**7})
+
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.path, self.headers["X-Photo-Name"], len(body)))
+            if self.path.startswith("/verify"):
+                self.answer(200, {"distance": 0.5, "match": True})
+            elif "no_face" in self.headers["X-Photo-Name"]:
+                self.answer(422, {"error": f"{self.headers['X-Photo-Name']}: no face found", "exit_code": 2})
+            else:
+                self.answer(200, {"name": None, "nearest": "Alice", "distance": 1.5})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Service)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    write_address(db, f"http://127.0.0.1:{server.server_address[1]}/", 10**7)
+    cases = [  # argv, exit code, stdout, end of stderr
+        (["verify", "Alice", OBAMA[0]], EXIT_OK,
+         f"OPEN: {OBAMA[0]} vs Alice: distance 0.500 < threshold", ""),
+        (["--threshold", "0.4", "verify", "Alice", OBAMA[0]], EXIT_OK, "threshold 0.400", ""),
+        (["identify", BIDEN, NO_FACE], EXIT_INPUT,
+         f"{BIDEN}: unknown (nearest: Alice, distance 1.500 >= threshold", f"facedoor: error: {NO_FACE}: no face found"),
+        (["verify", "Bob", OBAMA[0]], EXIT_INPUT, "", "'Bob' is not enrolled in"),  # checked here, never sent
+    ]
+    script = ("import contextlib, io, json, sys; from fr_utils.door import main\n"
+              "out = []\n"
+              "for argv in json.loads(sys.argv[1]):\n"
+              "    o, e = io.StringIO(), io.StringIO()\n"
+              "    with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e):\n"
+              "        code = main(argv)\n"
+              "    out.append([code, o.getvalue(), e.getvalue()])\n"
+              "print(json.dumps([out, 'tensorflow' in sys.modules]))")
+    argv = [["--db", str(db)] + [str(a) for a in case] for case, _, _, _ in cases]
+    try:
+        result = subprocess.run([sys.executable, "-c", script, json.dumps(argv)], capture_output=True, text=True,
+                                timeout=120)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stderr
+    answers, tensorflow = json.loads(result.stdout.splitlines()[-1])
+    assert tensorflow is False
+    for (case, code, out, err), (got, stdout, stderr) in zip(cases, answers):
+        assert got == code and out in stdout and (err in stderr if err else stderr == ""), (case, got, stdout, stderr)
+    assert [path.split("?")[0] for path, _, _ in seen] == ["/verify", "/verify", "/identify", "/identify"]
+    assert "threshold=0.4" in seen[1][0] and "metric=euclidean" in seen[0][0]
+    assert seen[0][1:] == (str(OBAMA[0]), OBAMA[0].stat().st_size)  # the photo's bytes, named by its path
+    assert address_file(db).exists()  # a live service's address stays
