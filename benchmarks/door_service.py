@@ -307,7 +307,6 @@ def main() -> None:
                 for i, shot in enumerate(shots):
                     status, answer = post(conn, f"/enroll?name={name}", shot)
                     if status == 201:
-                        photos[name] = shots[:i] + shots[i + 1:]
                         break
                 else:
                     print(f"  {name}: no face found in any photo at {args.size} px; left out")

@@ -1,6 +1,6 @@
 """Encoder throughput: the Keras model against the original frozen graph, and what bfloat16 changes.
 
-    python benchmarks/encoder_throughput.py [--seconds 10] [--model NAME] [--lfw-pairs N]
+    python benchmarks/encoder_throughput.py [--seconds 10] [--model NAME] [--lfw-pairs N] [--lfw-detect-sides 160]
 
 Prints images/second for
   * the frozen graph (TensorFlow graph import), batch 1: its reshapes fix the batch at 1, so
@@ -15,7 +15,9 @@ busy machine slows every contender alike.
 ``--lfw-pairs N`` (needs ``FR_DATASETS``) then measures what bfloat16 does to verification: N pairs of
 LFW's pairs.txt (spread over its 10 folds), each photo's largest face cropped once by MTCNN, every crop
 encoded in float32 and in bfloat16: the largest embedding difference, the largest distance difference,
-the pairs whose verdict at the model's threshold differs, and the accuracy of each. Asserts nothing.
+the pairs whose verdict at the model's threshold differs, and the accuracy of each.
+``--lfw-detect-sides 160``: the same again with each face found on the photo resized to 160 px on its
+longest side (``facedoor serve --detect-side 160``). Asserts nothing.
 """
 
 from __future__ import annotations
@@ -48,12 +50,13 @@ def throughput(contenders: dict, seconds: float, rounds: int) -> dict[str, float
     return {name: images[name] / spent[name] for name in contenders}
 
 
-def lfw_precision(model, n_pairs: int) -> None:
-    """float32 against bfloat16 on ``n_pairs`` LFW pairs (same crops, only the encoder's arithmetic differs)."""
-    from fr_utils.encoding import face_crop, inference_function, standardization, _model_input
+def lfw_precision(model, n_pairs: int, detect_sides: list[int] = ()) -> None:
+    """float32 against bfloat16 on ``n_pairs`` LFW pairs (same crops, only the encoder's arithmetic differs);
+    then, for each of ``detect_sides``, both again with the faces found on the photos resized to that side
+    (``facedoor serve --detect-side``)."""
+    from fr_utils.encoding import _model_input, face_crop, standardization
     from fr_utils.errors import NoFaceError
     from fr_utils.evaluate import read_pairs
-    from fr_utils.matching import default_threshold, is_match
 
     root = os.environ.get("FR_DATASETS")
     if not root:
@@ -67,16 +70,24 @@ def lfw_precision(model, n_pairs: int) -> None:
         chosen += [p for p in in_fold if p.same][:per_fold] + [p for p in in_fold if not p.same][:per_fold]
     files = list(dict.fromkeys([p.path_a for p in chosen] + [p.path_b for p in chosen]))
     size, standardize = int(model.input_shape[1]), standardization(model)
-    crops, faceless = {}, 0
-    start = time.perf_counter()
-    for f in files:
-        try:
-            crops[f] = _model_input(face_crop(f), size, standardize)
-        except NoFaceError:
-            faceless += 1
-    print(f"LFW: {len(chosen)} pairs, {len(files)} photos, {faceless} without a face "
-          f"(MTCNN crops in {time.perf_counter() - start:.0f} s)")
-    chosen = [p for p in chosen if p.path_a in crops and p.path_b in crops]
+    everyone = chosen
+    for side in [None, *detect_sides]:
+        crops, faceless = {}, 0
+        start = time.perf_counter()
+        for f in files:
+            try:
+                crops[f] = _model_input(face_crop(f, max_side=side), size, standardize)
+            except NoFaceError:
+                faceless += 1
+        print(f"LFW: {len(everyone)} pairs, {len(files)} photos, {faceless} without a face, faces found on the "
+              f"photos resized to {side or 'the default'} px (MTCNN crops in {time.perf_counter() - start:.0f} s)")
+        _compare_precisions(model, [p for p in everyone if p.path_a in crops and p.path_b in crops], crops)
+
+
+def _compare_precisions(model, chosen, crops) -> None:
+    from fr_utils.encoding import inference_function
+    from fr_utils.matching import default_threshold, is_match
+
     x = np.stack(list(crops.values()))
     emb = {}
     for precision in ("float32", "bfloat16"):
@@ -103,6 +114,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--model", default=None, help="encoder name (default: the default encoder)")
     parser.add_argument("--lfw-pairs", type=int, default=0, help="then compare float32 and bfloat16 on N LFW pairs")
+    parser.add_argument("--lfw-detect-sides", default="", help="and again with faces found at these sides, e.g. 160")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -151,7 +163,7 @@ def main() -> None:
                   f"batch 32 / frozen graph (32 batch-1 calls) = {b32 / reference:.2f}")
     print(f"peak memory (this process): {peak_memory_mib():.0f} MiB")
     if args.lfw_pairs:
-        lfw_precision(model, args.lfw_pairs)
+        lfw_precision(model, args.lfw_pairs, [int(v) for v in args.lfw_detect_sides.split(",") if v])
 
 
 if __name__ == "__main__":
