@@ -197,9 +197,10 @@ def face_crop(image: ImageSource, margin: float | None = None, size: int = 160, 
               max_side: int | None = None) -> np.ndarray:
     """The largest face of a photo, detected with MTCNN and cropped as the encoder expects.
 
-    The one crop of the project, :func:`fr_utils.align.crop_box`: the box
+    The one crop of the project, :func:`fr_utils.align.crop_region`: the box
     widened by :data:`fr_utils.align.MARGIN_FRACTION` of its mean side
-    (Sandberg's LFW crop at any photo size), or by ``margin`` pixels when given.
+    (Sandberg's LFW crop at any photo size), or by ``margin`` pixels when given,
+    resampled where it lies (:func:`fr_utils.align.align_face`).
 
     ``max_side``: detect on the photo resized to this longest side instead of
     :data:`fr_utils.detect.MAX_SIDE` (``facedoor serve --detect-side``).
@@ -286,7 +287,7 @@ def encode_batch(
             ``crop`` takes.
         model: the encoder; ``fr_utils.load_facenet()`` when omitted.
         detect, margin: as in :func:`img_to_encoding`: the largest face found by
-            MTCNN plus its margin (:func:`fr_utils.align.crop_box`; ``margin``: pixels
+            MTCNN plus its margin (:func:`fr_utils.align.crop_region`; ``margin``: pixels
             instead of the proportional default) (``detect=True``), or the whole image taken
             as a face crop (``detect=False``).
         crop: instead of ``detect``: a function from one item to its (H, W, 3)
@@ -351,7 +352,7 @@ def img_to_encoding(image: ImageSource, model=None, *, detect: bool = True,
     How it decides what to encode: with ``detect=True`` (the default) the image is
     treated as a photo: MTCNN finds the faces, the largest one is cropped with a
     margin around its box proportional to the box (Sandberg's LFW crop at any
-    photo size, :func:`fr_utils.align.crop_box`) and encoded. With
+    photo size, :func:`fr_utils.align.crop_region`) and encoded. With
     ``detect=False`` the whole image is taken as an already-cropped face (an
     LFW-style crop or the output of ``align_face``) and only resized.
 
