@@ -27,8 +27,14 @@ time). A CLOSED door or an unknown face is an answer (200), not an error. Errors
     500  the database or the model cannot be used, or a bug        (CLI exit 3)
 
 The service keeps serving after every error. Requests are read by a thread each; the
-database and the model are used by one worker thread, one request at a time (TensorFlow
-already uses every core for one photo, and an SQLite connection belongs to one thread).
+database and the model are used by one worker thread (TensorFlow already uses every core
+for one photo, and an SQLite connection belongs to one thread), which encodes the faces of
+all the verify/identify requests waiting in one model call (``--max-batch``).
+
+While it runs, the service records its address beside the database (``faces.db`` ->
+``faces.db.serve.json``); ``facedoor verify/identify/enroll`` on that database find it
+(:func:`find_service`) and send their photos here instead of loading TensorFlow
+(:class:`DoorClient`, standard library only), answering as they would in-process.
 """
 
 from __future__ import annotations
@@ -44,7 +50,6 @@ import threading
 import time
 import warnings
 from datetime import datetime, timezone
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
