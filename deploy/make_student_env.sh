@@ -87,6 +87,11 @@ else
     step "building the weights into $DEST (python -m fr_utils.weights build)"
     (cd "$tmp" && "$VENV/bin/python" -m fr_utils.weights build --out "$DEST")
 fi
+# The distilled OpenFace nn4.small2 is committed in the repository's weights/ (not built).
+for f in "$REPO"/weights/openface_nn4_small2_distilled.weights.h5 "$REPO"/weights/openface_nn4_small2_distilled.manifest.json; do
+    [ -f "$f" ] || { echo "make_student_env.sh: $f is missing (it is committed in the repository)" >&2; exit 1; }
+    cp "$f" "$DEST/"
+done
 chmod -R a+rX "$VENV/share/fr_utils"
 # Checked from outside the repository, by the student environment itself, with no setting.
 (cd "$tmp" && env -u FR_WEIGHTS_DIR -u PYTHONPATH "$VENV/bin/python" -m fr_utils.weights verify --dir "$DEST")

@@ -442,7 +442,9 @@ def window_boxes(inner: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.
 
 def student_input(crops) -> "np.ndarray":
     """(m, 96, 96, 3) uint8 door crops -> the student's input (:data:`PREPROCESSING`)."""
-    return np.asarray(crops, np.float32) / 255.0
+    from fr_utils.images import unit_range
+
+    return unit_range(crops)
 
 
 class Trainer:
@@ -771,16 +773,43 @@ def export(workdir: str | os.PathLike, out: str | os.PathLike, name: str = EXPOR
     return path
 
 
-def load_student(directory: str | os.PathLike, name: str = EXPORT_NAME):
+def find_student(name: str = EXPORT_NAME) -> Path:
+    """The first folder of :func:`fr_utils.weights.weights_search_path` (``$FR_WEIGHTS_DIR``,
+    the course's ``weights/`` under ``make``, then the per-user and shared folders) that holds
+    ``<name>.manifest.json``.
+
+    Raises:
+        DistillError: none does (the message names every folder searched).
+    """
+    from fr_utils.weights import weights_search_path
+
+    folders = weights_search_path()
+    for folder in folders:
+        if (folder / f"{name}.manifest.json").is_file():
+            return folder
+    raise DistillError(
+        f"the distilled OpenFace nn4.small2 ({name}.weights.h5 and its manifest) is in none of the folders "
+        f"searched: {', '.join(map(str, folders))}. The repository ships it in weights/ (set FR_WEIGHTS_DIR "
+        "to that folder, as `make course` does), or make it with `python -m fr_utils.distill export --out DIR`.")
+
+
+def load_student(directory: str | os.PathLike | None = None, name: str = EXPORT_NAME):
     """The exported student: ``openface_nn4_small2()`` with ``<name>.weights.h5`` (sha256 checked
-    against ``<name>.manifest.json``). Returns (model, manifest). Its input: RGB / 255 at 96 x 96.
+    against ``<name>.manifest.json``), read-only. Returns (model, manifest).
+
+    ``directory``: the folder holding them (default: :func:`find_student`, i.e. the course's
+    ``weights/``). The model is entered in fr_utils' registry of encoders
+    (:func:`fr_utils.weights.register`), so ``img_to_encoding(photo, model)`` and the other
+    encoders of :mod:`fr_utils.encoding` give its embeddings with the door's crop at 96 x 96
+    and its input scaling (RGB / 255): (m, 96, 96, 3) in [0, 1] -> (m, 128) unit vectors.
 
     Raises:
         DistillError: the manifest or weights are missing, or the sha256 differs (named).
     """
     from fr_utils.models import openface_nn4_small2
+    from fr_utils.weights import register
 
-    directory = Path(directory).expanduser()
+    directory = find_student(name) if directory is None else Path(directory).expanduser()
     manifest = _read_json(directory / f"{name}.manifest.json", "student manifest")
     weights = directory / str(manifest.get("weights_file", f"{name}.weights.h5"))
     if not weights.is_file():
@@ -790,7 +819,12 @@ def load_student(directory: str | os.PathLike, name: str = EXPORT_NAME):
         raise DistillError(f"{weights}: sha256 {digest} differs from the manifest's "
                            f"{manifest.get('weights_sha256')}")
     model = openface_nn4_small2(int(manifest["input_size"]), int(manifest["embedding_size"]))
-    model.load_weights(weights)
+    try:
+        model.load_weights(weights)
+    except (OSError, ValueError) as err:
+        raise DistillError(f"{weights}: cannot load the student's weights ({err})") from err
+    model.trainable = False
+    register(model, manifest)
     return model, manifest
 
 

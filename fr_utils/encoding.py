@@ -21,7 +21,8 @@ import numpy as np
 from fr_utils.align import _cut_box
 from fr_utils.detect import _faces_in
 from fr_utils.errors import FaceImageError, NoFaceError
-from fr_utils.images import ImageSource, as_rgb_array, describe, fixed_image_standardization, prewhiten, resize
+from fr_utils.images import (ImageSource, as_rgb_array, describe, fixed_image_standardization, prewhiten, resize,
+                             unit_range)
 from fr_utils.weights import load_facenet, loaded
 
 #: What :func:`encode_batch` does with an image it cannot encode.
@@ -167,12 +168,17 @@ def standardization(model=None) -> Callable[[np.ndarray], np.ndarray]:
 
     :func:`fr_utils.images.prewhiten` for an encoder whose manifest's
     ``preprocessing`` starts with ``"prewhiten"`` (the 128-number 20170512-110547);
-    :func:`fr_utils.images.fixed_image_standardization` for the default encoder
+    :func:`fr_utils.images.unit_range` for ``"rgb/255"`` (the distilled OpenFace
+    nn4.small2 of :func:`fr_utils.distill.load_student`);
+    :func:`fr_utils.images.fixed_image_standardization` for the 512-number encoder
     and for any model ``load_facenet`` did not return (``None``: the default).
     """
     entry = loaded(model) if model is not None else None
-    if entry is not None and str(entry.manifest.get("preprocessing", "")).startswith("prewhiten"):
+    preprocessing = str(entry.manifest.get("preprocessing", "")) if entry is not None else ""
+    if preprocessing.startswith("prewhiten"):
         return prewhiten
+    if preprocessing == "rgb/255":
+        return unit_range
     return fixed_image_standardization
 
 

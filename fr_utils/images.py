@@ -332,6 +332,19 @@ def fixed_image_standardization(images: np.ndarray) -> np.ndarray:
     return (np.asarray(images, dtype=np.float32) - 127.5) / 128.0
 
 
+def unit_range(images: np.ndarray) -> np.ndarray:
+    """OpenFace's input scaling: RGB divided by 255.
+
+    The distilled OpenFace nn4.small2 (:mod:`fr_utils.distill`) was trained on it.
+
+    Args:
+        images: pixel values in [0, 255], any shape, e.g. (96, 96, 3) or (m, 96, 96, 3).
+    Returns:
+        float32 array of the same shape, values in [0, 1].
+    """
+    return np.asarray(images, dtype=np.float32) / 255.0
+
+
 def prewhiten(image: np.ndarray) -> np.ndarray:
     """Per-image standardisation: (x - mean) / max(std, 1 / sqrt(x.size)).
 

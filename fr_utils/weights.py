@@ -287,6 +287,18 @@ def loaded(model) -> Loaded | None:
         return None
 
 
+def register(model, manifest: dict) -> None:
+    """Enter a model another loader built (e.g. :func:`fr_utils.distill.load_student`) in the
+    registry, with its manifest (``name``, ``weights_sha256``, ``embedding_size``,
+    ``preprocessing``), so that fr_utils' encoders preprocess its input as it was trained
+    and databases and caches tell its embeddings apart. ``model`` must be read-only
+    (``trainable = False``): inference may fold its weights into constants."""
+    missing = [k for k in ("name", "weights_sha256", "embedding_size", "preprocessing") if k not in manifest]
+    if missing:
+        raise WeightsError(f"the manifest of {manifest.get('name', 'the model')} lacks {', '.join(missing)}")
+    _LOADED[model] = Loaded(manifest)
+
+
 def model_identity(model=None) -> dict:
     """``{'model_name', 'weights_sha256', 'embedding_size'}`` of an encoder.
 

@@ -200,3 +200,45 @@ def test_export_loads_and_gives_unit_vectors(prepared, tmp_path):
     weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(DistillError, match="sha256"):
         distill.load_student(tmp_path / "weights")
+
+
+# --------------------------------------------------------------------------- the shipped student
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_student_is_looked_for_where_weights_are_and_its_absence_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("FR_WEIGHTS_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    with pytest.raises(DistillError, match=r"openface_nn4_small2_distilled.*empty.*distill export"):
+        distill.load_student()
+
+
+def test_the_shipped_student_encodes_the_cast_like_its_teacher(monkeypatch):
+    """weights/ holds the trained student (committed): found through the weights' search path,
+    hash-checked, its manifest telling the split and its held-out figures; through the door's
+    own pipeline (img_to_encoding: MTCNN, the crop at 96 x 96, RGB / 255) it orders the sample
+    cast's pairs as the teacher does: every genuine pair nearer than every impostor pair."""
+    import itertools
+
+    from fr_utils.data import people_dir
+    from fr_utils.encoding import img_to_encoding
+
+    monkeypatch.setenv("FR_WEIGHTS_DIR", str(REPO / "weights"))
+    model, manifest = distill.load_student()
+    assert manifest["split"]["held_out_folds"] == list(distill.HELD_OUT)
+    assert manifest["teacher"] == distill.TEACHER and manifest["preprocessing"] == "rgb/255"
+    student = manifest["figures"]["student"]
+    assert student["pairs"] == 1800 and 0.5 < student["accuracy"] <= 1
+    assert model.trainable is False and model.input_shape[1:] == (96, 96, 3)
+
+    photos = sorted(people_dir().glob("*/*.jpg"))
+    assert len({p.parent.name for p in photos}) >= 3 and len(photos) > len({p.parent.name for p in photos})
+    emb = np.concatenate([img_to_encoding(str(p), model) for p in photos])
+    assert emb.shape == (len(photos), 128)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    genuine, impostor = [], []
+    for i, j in itertools.combinations(range(len(photos)), 2):
+        d = float(np.linalg.norm(emb[i] - emb[j]))
+        (genuine if photos[i].parent == photos[j].parent else impostor).append(d)
+    assert max(genuine) < min(impostor), (genuine, impostor)
