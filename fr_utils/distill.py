@@ -218,29 +218,29 @@ def _face(path: Path, detections: list[dict], img: np.ndarray) -> dict | None:
 
 
 def door_crop(img: np.ndarray, face: dict, size: int = STUDENT_SIZE) -> np.ndarray:
-    """The door pipeline's crop (box + :data:`MARGIN`, :func:`fr_utils.align.crop_box`) at ``size``."""
-    from fr_utils.align import crop_box
-    from fr_utils.images import resize
+    """The door pipeline's crop (box + :data:`MARGIN`, :func:`fr_utils.align.crop_region`) at ``size``:
+    the very pixels the door's encoders cut (``fr_utils.align._cut_box``)."""
+    from fr_utils.align import _cut_box
 
-    x1, y1, x2, y2 = crop_box(img.shape, face, MARGIN)
-    return resize(np.ascontiguousarray(img[y1:y2, x1:x2]), size)
+    return _cut_box(img, face, size, MARGIN)
 
 
 def context_crop(img: np.ndarray, face: dict) -> tuple[np.ndarray, np.ndarray]:
-    """The door crop's region widened :data:`CONTEXT` times (black outside the photo), at
-    :data:`CONTEXT_SIZE`, and where the door crop lies in it: (top, left, bottom, right)
-    edges in that crop's pixels (pixel i spans [i, i + 1))."""
-    from PIL import Image
+    """The door crop's region (:func:`fr_utils.align.crop_region`, to a fraction of a pixel)
+    widened :data:`CONTEXT` times (black outside the photo), at :data:`CONTEXT_SIZE`, and
+    where the door crop lies in it: (top, left, bottom, right) edges in that crop's pixels
+    (pixel i spans [i, i + 1))."""
+    from fr_utils.align import CROP_RESAMPLE, crop_region
+    from fr_utils.images import resize_region
 
-    from fr_utils.align import crop_box
-
-    x1, y1, x2, y2 = crop_box(img.shape, face, MARGIN)
-    w, h = x2 - x1, y2 - y1
-    ex, ey = int(round((CONTEXT - 1) / 2 * w)), int(round((CONTEXT - 1) / 2 * h))
-    big = Image.fromarray(img).crop((x1 - ex, y1 - ey, x2 + ex, y2 + ey))
-    out = np.asarray(big.resize((CONTEXT_SIZE, CONTEXT_SIZE), Image.BILINEAR), dtype=np.uint8)
-    sy, sx = CONTEXT_SIZE / (h + 2 * ey), CONTEXT_SIZE / (w + 2 * ex)
-    inner = np.array([ey * sy, ex * sx, (ey + h) * sy, (ex + w) * sx], dtype=np.float32)
+    x1, y1, x2, y2 = crop_region(img.shape, face, MARGIN)
+    ex, ey = (CONTEXT - 1) / 2 * (x2 - x1), (CONTEXT - 1) / 2 * (y2 - y1)
+    pad = int(math.ceil(max(ex, ey))) + 1  # black around the photo, so the widened region lies inside
+    padded = np.pad(img, ((pad, pad), (pad, pad), (0, 0)))
+    region = (x1 - ex + pad, y1 - ey + pad, x2 + ex + pad, y2 + ey + pad)
+    out = resize_region(padded, region, CONTEXT_SIZE, CROP_RESAMPLE)
+    edge = (CONTEXT - 1) / 2 / CONTEXT * CONTEXT_SIZE
+    inner = np.array([edge, edge, CONTEXT_SIZE - edge, CONTEXT_SIZE - edge], dtype=np.float32)
     return out, inner
 
 
