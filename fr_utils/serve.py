@@ -581,7 +581,7 @@ def serve(db_path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, max_up
 ADDRESS_SUFFIX = ".serve.json"
 #: Seconds to connect to a service found beside the database (it is on this machine): a dead one
 #: refuses at once; a full queue still accepts the connection.
-CONNECT_TIMEOUT = 2.0
+CONNECT_TIMEOUT = 5.0
 #: Seconds to wait for an answer: requests are answered one at a time, so a busy service may keep
 #: a client waiting; past this the command answers in its own process.
 ANSWER_TIMEOUT = 300.0
