@@ -13,9 +13,10 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # The weights live in the repository's weights/ (fr_utils also searches a per-user and
 # a system-wide folder: python -m fr_utils.weights where).
 export FR_WEIGHTS_DIR := $(CURDIR)/weights
-# One manifest per encoder: the default 512-number 20180408-102900 and the 128-number
-# 20170512-110547 (python -m fr_utils.weights build --model NAME; docs/weights.md).
-WEIGHTS_OK := weights/facenet_20180408-102900.manifest.json weights/facenet_20170512-110547.manifest.json
+# One manifest per encoder: the default 128-number 20170512-110547 and the 512-number
+# 20180408-102900, which tests and comparisons select by name
+# (python -m fr_utils.weights build --model NAME; docs/weights.md).
+WEIGHTS_OK := weights/facenet_20170512-110547.manifest.json weights/facenet_20180408-102900.manifest.json
 # Extra arguments for JupyterLab, e.g. LAB_ARGS="--no-browser --port 8899"; for pytest, PYTEST_ARGS.
 LAB_ARGS ?=
 PYTEST_ARGS ?=
@@ -58,8 +59,8 @@ test: setup  ## the test suite
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 fidelity: setup  ## max |Keras - reference| over real faces, for each encoder
-	$(BIN)/python -m fr_utils.build.fidelity
 	$(BIN)/python -m fr_utils.build.fidelity --model facenet_20170512-110547
+	$(BIN)/python -m fr_utils.build.fidelity --model facenet_20180408-102900
 
 lfw: setup  ## LFW accuracy, standard protocol, Sandberg's options (needs FR_DATASETS; about 20 min the first time, seconds once cached)
 	$(BIN)/python -m fr_utils.evaluate lfw --published

@@ -3,16 +3,16 @@
 Public API (imported lazily, so ``import fr_utils`` is quick and TensorFlow
 loads on first use)::
 
-    load_facenet()                  pretrained Inception-ResNet-v1, Keras 3, (m,160,160,3) -> (m,512)
-    img_to_encoding(image, model)   a photo (or a face crop, detect=False) -> (1, 512) unit-norm embedding
-    encode_images(images, model)    many photos or crops -> (n, 512), batched
-    embed_files(paths)              many photo files -> (n, 512), cached on disk (NaN rows: no face)
+    load_facenet()                  pretrained Inception-ResNet-v1, Keras 3, (m,160,160,3) -> (m,128)
+    img_to_encoding(image, model)   a photo (or a face crop, detect=False) -> (1, 128) unit-norm embedding
+    encode_images(images, model)    many photos or crops -> (n, 128), batched
+    embed_files(paths)              many photo files -> (n, 128), cached on disk (NaN rows: no face)
     detect_faces(image)             MTCNN: every face's box, confidence and keypoints, largest first
     face_crop(image)                the largest face of a photo, cropped as the encoder expects (160x160)
     align_face(image, face)         one detected face cropped as the encoder expects
     load_image(path_or_bytes)       RGB uint8 (H, W, 3), FaceImageError on bad input
-    fixed_image_standardization(x)  the model's input standardisation, (x - 127.5) / 128
-    prewhiten(x)                    per-image standardisation (for the preprocessing lesson)
+    fixed_image_standardization(x)  the 512-number encoder's input standardisation, (x - 127.5) / 128
+    prewhiten(x)                    the default encoder's per-image standardisation, (x - mean) / std
     FaceDatabase(path)              the door: enrol, verify, identify; SQLite file or in memory
     sample_cast()                   the course's cast ($FR_CAST_DIR, else the shipped photos), {name: [paths]}
     verify(img1, img2)              one call, 1:1: {'verified', 'distance', 'threshold', 'boxes', ...} (fr_utils.api)

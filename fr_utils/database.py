@@ -10,7 +10,7 @@
         db.identify("photo.jpg")                         # (name or None, distance)
 
 How a photo is compared. Each photo is encoded as ``fr_utils.img_to_encoding``
-does (MTCNN, the largest face, 32-pixel margin, 160x160), giving a (512,) unit
+does (MTCNN, the largest face, a margin proportional to its box, 160x160), giving a (128,) unit
 vector. A person may have several embeddings (several photos); the **distance
 to a person is the smallest distance to any of their embeddings**. Two metrics:
 

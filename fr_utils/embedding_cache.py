@@ -383,7 +383,7 @@ def embed_files(
     its margin, :func:`fr_utils.align.crop_region`, as :func:`fr_utils.encode_images`
     does, so the rows equal ``encode_images(paths)``; ``"similarity"``: see
     :func:`fr_utils.align.align_similarity`), resized to the model's input
-    size, standardised with ``fixed_image_standardization`` and encoded in
+    size, standardised as the model expects (:func:`fr_utils.encoding.standardization`) and encoded in
     batches of 32.
 
     Args:
@@ -406,7 +406,7 @@ def embed_files(
             cropping: how ``benchmarks/lfw_scales.py`` measures the pipeline on
             larger and smaller photos. Cached apart from the photos as they are.
     Returns:
-        float32 array of shape (n, d), d = 512 for the pretrained encoder (1024
+        float32 array of shape (n, d), d = 128 for the default encoder (256
         with ``flip=True``), one row per path in order; a row is all NaN where
         no face was found.
     Raises:

@@ -23,7 +23,7 @@ from fr_utils.detect import _faces_in
 from fr_utils.errors import FaceImageError, NoFaceError
 from fr_utils.images import (ImageSource, as_rgb_array, describe, fixed_image_standardization, prewhiten, resize,
                              unit_range)
-from fr_utils.weights import load_facenet, loaded
+from fr_utils.weights import load_facenet, loaded, read_manifest
 
 #: What :func:`encode_batch` does with an image it cannot encode.
 ON_BAD = ("raise", "nan", "skip")
@@ -167,14 +167,22 @@ def standardization(model=None) -> Callable[[np.ndarray], np.ndarray]:
     """The input standardisation ``model`` was trained with, read from its manifest.
 
     :func:`fr_utils.images.prewhiten` for an encoder whose manifest's
-    ``preprocessing`` starts with ``"prewhiten"`` (the 128-number 20170512-110547);
-    :func:`fr_utils.images.unit_range` for ``"rgb/255"`` (the distilled OpenFace
-    nn4.small2 of :func:`fr_utils.distill.load_student`);
-    :func:`fr_utils.images.fixed_image_standardization` for the 512-number encoder
-    and for any model ``load_facenet`` did not return (``None``: the default).
+    ``preprocessing`` starts with ``"prewhiten"`` (the default, the 128-number
+    20170512-110547); :func:`fr_utils.images.unit_range` for ``"rgb/255"`` (the
+    distilled OpenFace nn4.small2 of :func:`fr_utils.distill.load_student`);
+    :func:`fr_utils.images.fixed_image_standardization` for the 512-number
+    20180408-102900 and for any model ``load_facenet`` did not return.
+    ``None``: the default encoder's (read from its manifest, without loading it).
+
+    Raises:
+        WeightsError: ``model`` is None and the default encoder's manifest is missing or invalid.
     """
-    entry = loaded(model) if model is not None else None
-    preprocessing = str(entry.manifest.get("preprocessing", "")) if entry is not None else ""
+    if model is None:
+        manifest = read_manifest()
+    else:
+        entry = loaded(model)
+        manifest = entry.manifest if entry is not None else {}
+    preprocessing = str(manifest.get("preprocessing", ""))
     if preprocessing.startswith("prewhiten"):
         return prewhiten
     if preprocessing == "rgb/255":
@@ -190,13 +198,13 @@ def _model_input(rgb: np.ndarray, size: int, standardize=fixed_image_standardiza
 def preprocess(image: ImageSource, size: int = 160, *, model=None) -> np.ndarray:
     """A face crop (path, bytes or RGB array) -> (size, size, 3) float32 model input.
 
-    The crop is resized to ``size`` x ``size`` (bilinear) and standardised with
-    :func:`fr_utils.images.fixed_image_standardization`, or as ``model`` expects
-    when it is given (its input size and :func:`standardization`).
+    The crop is resized to ``size`` x ``size`` (bilinear) and standardised as the
+    default encoder expects (prewhitening, :func:`standardization`), or as ``model``
+    expects when it is given (its input size and :func:`standardization`).
     """
     if model is not None:
         return _model_input(as_rgb_array(image), _input_size(model), standardization(model))
-    return _model_input(as_rgb_array(image), size)
+    return _model_input(as_rgb_array(image), size, standardization(None))
 
 
 def face_crop(image: ImageSource, margin: float | None = None, size: int = 160, *,
@@ -370,8 +378,8 @@ def img_to_encoding(image: ImageSource, model=None, *, detect: bool = True,
             side), :data:`fr_utils.align.MARGIN_FRACTION` of its mean side; a number:
             that many pixels instead.
     Returns:
-        float32 array of shape (1, d) with unit L2 norm: d = 512 for the default
-        encoder, 128 for ``load_facenet("facenet_20170512-110547")``.
+        float32 array of shape (1, d) with unit L2 norm: d = 128 for the default
+        encoder, 512 for ``load_facenet("facenet_20180408-102900")``.
     Raises:
         FaceImageError: (a ``ValueError``) the path is missing or not an image.
         NoFaceError: (a ``FaceImageError``) ``detect=True`` and no face was found.
@@ -400,7 +408,7 @@ def encode_images(
         on_no_face: ``"raise"`` (NoFaceError naming the file) or ``"nan"`` (that
             image's row is all NaN, so rows stay aligned with ``images``).
     Returns:
-        float32 array of shape (n, d) (d = 512 for the default encoder), one row per image, in order.
+        float32 array of shape (n, d) (d = 128 for the default encoder), one row per image, in order.
     """
     if on_no_face not in ("raise", "nan"):
         raise ValueError(f"on_no_face must be 'raise' or 'nan', got {on_no_face!r}")
@@ -413,7 +421,7 @@ def encode_faces(image: ImageSource, model=None, *, margin: float | None = None)
 
     Returns:
         One dict per face, largest first: the detector's ``box``, ``confidence``
-        and ``keypoints``, plus ``embedding``, a (d,) float32 unit vector (d = 512 for the default encoder).
+        and ``keypoints``, plus ``embedding``, a (d,) float32 unit vector (d = 128 for the default encoder).
         ``[]`` when the photo has no face.
     """
     model = _default(model)

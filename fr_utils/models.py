@@ -104,11 +104,13 @@ def inception_resnet_v1(
 
     Args:
         input_size: side of the square input; the bundled weights use 160.
-        embedding_size: length of the embedding (the bottleneck); 512 for the bundled weights.
+        embedding_size: length of the embedding (the bottleneck); 512 for the weights of
+            20180408-102900, 128 for those of the default encoder, 20170512-110547.
         name: the model's name.
     Returns:
         A ``keras.Model`` mapping (m, input_size, input_size, 3) float32 images,
-        standardised with ``fixed_image_standardization``, to (m, embedding_size)
+        standardised as its weights were trained (``fixed_image_standardization`` for
+        20180408-102900, ``prewhiten`` for 20170512-110547), to (m, embedding_size)
         L2-normalised embeddings. 23,468,848 parameters at the defaults.
     """
     inputs = keras.Input((input_size, input_size, 3), name="input")

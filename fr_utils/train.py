@@ -8,7 +8,7 @@
   identities with at least 2 images train, the next ``--n-eval`` are held out.
 * Networks: ``cnn``, a small CNN trained from scratch on the images, or ``head``,
   two Dense layers trained on top of the frozen pretrained encoder
-  (``fr_utils.load_facenet()``), whose 512-d embeddings are computed once.
+  (``fr_utils.load_facenet()``), whose 128-d embeddings are computed once.
   Both end in ``Dense(D)``, ``UnitNormalization`` and ``Rescaling(M)``: the
   embeddings lie on the sphere of radius M, squared distances in [0, 4 M^2],
   and the margin is in the same units.
@@ -118,7 +118,7 @@ def small_cnn(input_shape: tuple[int, int, int], dim: int, scale: float = 1.0, a
     return keras.Model(inputs, _embedding_top(x, dim, scale), name="small_cnn")
 
 
-def embedding_head(dim: int, scale: float = 1.0, input_dim: int = 512, hidden: int = 256):
+def embedding_head(dim: int, scale: float = 1.0, input_dim: int = 128, hidden: int = 256):
     """A small head for the frozen encoder: (m, input_dim) embeddings -> (m, dim) of length ``scale``.
 
     Dense(hidden, ReLU), Dense(dim), UnitNormalization, Rescaling(scale).
@@ -339,8 +339,8 @@ def load_dataset(config: TrainConfig) -> Dataset:
 
 
 def _network_inputs(dataset: Dataset, config: TrainConfig, verbose: int):
-    """(model, training inputs, held-out inputs): images for the CNN, 512-d embeddings of
-    the frozen encoder (computed once) for the head."""
+    """(model, training inputs, held-out inputs): images for the CNN, the embeddings of
+    the frozen encoder (128-d for the default; computed once) for the head."""
     if config.network == "cnn":
         model = small_cnn(dataset.train.images.shape[1:], config.dim, config.scale, config.augment)
         return model, dataset.train.images.astype("float32"), dataset.heldout.images.astype("float32")
@@ -349,7 +349,7 @@ def _network_inputs(dataset: Dataset, config: TrainConfig, verbose: int):
 
     encoder = load_facenet()
     features = [encode_images(list(s.images), encoder, detect=False, progress=verbose == 1) for s in (dataset.train, dataset.heldout)]
-    return embedding_head(config.dim, config.scale), features[0], features[1]
+    return embedding_head(config.dim, config.scale, input_dim=features[0].shape[1]), features[0], features[1]
 
 
 def train(config: TrainConfig, verbose: int = 1) -> TrainResult:
@@ -388,13 +388,13 @@ def train(config: TrainConfig, verbose: int = 1) -> TrainResult:
 
     snapshot()
     baseline = None
-    if config.network == "head":  # the frozen encoder's own 512-d embeddings
+    if config.network == "head":  # the frozen encoder's own embeddings
         baseline = verification_accuracy(heldout_inputs, pairs, same)
     if verbose:
         print(f"{dataset.source}: {len(dataset.train.names)} training identities ({len(dataset.train)} images), "
               f"{len(dataset.heldout.names)} held-out ({len(dataset.heldout)} images, {len(pairs)} pairs)")
         if baseline is not None:
-            print(f"held-out verification accuracy of the frozen encoder alone (512-d): {baseline:.4f}")
+            print(f"held-out verification accuracy of the frozen encoder alone ({heldout_inputs.shape[1]}-d): {baseline:.4f}")
         print(f"held-out verification accuracy before training: {accuracies[0]:.4f}")
 
     steps = config.steps_per_epoch or max(1, math.ceil(len(dataset.train) / config.batch_size))

@@ -174,6 +174,10 @@ DOOR_TINY_ENCODER_SEED = 77
 
 DOOR_TINY_PEOPLE = 2
 
+DEFAULT_ENCODING_SHAPE = (1, 128)
+"""What img_to_encoding returns with the course's encoder (fr_utils.load_facenet(), the 128-number
+20170512-110547); tests/test_grader_decisions.py checks it against the loaded model."""
+
 
 def edge_vector(numerators) -> np.ndarray:
     """A (1, d) float32 encoding from numerators over 32."""
@@ -446,8 +450,8 @@ def database_judge(want: dict[str, np.ndarray], hidden: bool) -> Judge:
             return f"expected the names {sorted(want)}, got {sorted(map(str, value))}"
         for name, encoding in want.items():
             got = value[name]
-            if isinstance(got, Array) and got.shape == (1, 512) and encoding.shape != (1, 512):
-                return (f"database[{name!r}] has shape (1, 512), the default encoder's output, while the "
+            if isinstance(got, Array) and got.shape == DEFAULT_ENCODING_SHAPE and encoding.shape != got.shape:
+                return (f"database[{name!r}] has shape {got.shape}, the default encoder's output, while the "
                         f"encoder passed as `model` gives {encoding.shape[1]} numbers: the model argument was "
                         "ignored. Encode with the model you are given: img_to_encoding(path, model)")
             if not isinstance(got, Array) or got.values is None or got.shape != encoding.shape:
@@ -714,6 +718,7 @@ def encoder_cells() -> dict[str, list[Case]]:
     from fr_utils.checks import encoder as public
     from fr_utils.data import cast_photo
     from fr_utils.encoding import encode_images, face_crop
+    from fr_utils.images import prewhiten
     from grader.encodings import encoding, model
 
     def label(path):
@@ -722,7 +727,7 @@ def encoder_cells() -> dict[str, list[Case]]:
     shape_photo = label(cast_photo(public.SHAPE_PHOTO))
     cells = {
         "img_to_encoding_shape": [Case("encoder/shape", f"img_to_encoding({shape_photo!r}, model)", False,
-                                       encoding_judge(np.zeros((1, 512)), False, unit_length=True))],
+                                       encoding_judge(np.zeros(DEFAULT_ENCODING_SHAPE), False, unit_length=True))],
         "img_to_encoding_reference": [
             Case(f"encoder/reference/{label(path)}", f"img_to_encoding({label(path)!r}, model)", False,
                  encoding_judge(encoding(path).astype(np.float64), False))
@@ -740,7 +745,7 @@ def encoder_cells() -> dict[str, list[Case]]:
         else:
             seed = int(encoder.split(":")[1])
             network = tiny.setdefault(seed, public.tiny_encoder(seed))
-            x = (face_crop(path).astype(np.float32) - 127.5) / 128.0
+            x = prewhiten(face_crop(path))  # the exercise's preprocessing, whatever the encoder
             want = np.asarray(network.predict_on_batch(x[None]), dtype=np.float64)
             what = f"Hidden test: img_to_encoding({label(path)!r}, another encoder with 6 outputs)"
             note = (". With another encoder passed as `model`, img_to_encoding must return that encoder's "

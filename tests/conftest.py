@@ -19,6 +19,18 @@ def facenet():
     return load_facenet()
 
 
+#: The 512-number encoder, selected by name (the default is the 128-number one).
+M512 = "facenet_20180408-102900"
+
+
+@pytest.fixture(scope="session")
+def facenet512():
+    """The 512-number encoder converted from the frozen graph (selectable by name)."""
+    from fr_utils import load_facenet
+
+    return load_facenet(name=M512)
+
+
 @pytest.fixture(scope="session")
 def graph_def():
     from fr_utils.build.convert import reference_graph_def

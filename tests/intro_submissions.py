@@ -109,29 +109,44 @@ CORRECT_MAX["log2"] = _max("return math.floor(math.log2(1 - budget) / math.log2(
 
 CORRECT_ENCODING = {
     "predict_on_batch": _enc("""
-        x = (face.astype(np.float32) - 127.5) / 128.0
+        x = face.astype(np.float32)
+        x = (x - x.mean()) / x.std()
         return model.predict_on_batch(x[np.newaxis])
     """),
     "call_and_numpy": _enc("""
-        x = np.expand_dims((face - 127.5) / 128, axis=0).astype("float32")
+        x = np.expand_dims((face - np.mean(face)) / np.std(face), axis=0).astype("float32")
         return model(x, training=False).numpy()
     """),
     "predict": _enc("""
         batch = np.array([face], dtype=np.float32)
-        batch = (batch - 127.5) / 128.0
+        batch = (batch - batch.mean()) / batch.std()
         return model.predict(batch, verbose=0)
+    """),
+    "fr_utils_prewhiten": _enc("""
+        return model.predict_on_batch(fr_utils.prewhiten(face)[np.newaxis])
     """),
 }
 
 WRONG_ENCODING = {
     "no_standardisation": _enc("return model.predict_on_batch(face[np.newaxis].astype(np.float32))"),
     "divided_by_255": _enc("return model.predict_on_batch(face[np.newaxis].astype(np.float32) / 255.0)"),
-    "flat_512": _enc("""
+    "fixed_standardisation": _enc("""
         x = (face.astype(np.float32) - 127.5) / 128.0
+        return model.predict_on_batch(x[np.newaxis])
+    """),
+    "per_channel": _enc("""
+        x = face.astype(np.float32)
+        x = (x - x.mean(axis=(0, 1))) / x.std(axis=(0, 1))
+        return model.predict_on_batch(x[np.newaxis])
+    """),
+    "no_batch_axis": _enc("""
+        x = face.astype(np.float32)
+        x = (x - x.mean()) / x.std()
         return model.predict_on_batch(x[np.newaxis])[0]
     """),
     "global_model": _enc("""
-        x = (face.astype(np.float32) - 127.5) / 128.0
+        x = face.astype(np.float32)
+        x = (x - x.mean()) / x.std()
         return fr_utils.load_facenet().predict_on_batch(x[np.newaxis])
     """),
 }

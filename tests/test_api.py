@@ -116,7 +116,7 @@ def test_verify_answers_as_the_step_by_step_pipeline(facenet):
     expected = float(np.linalg.norm(_encoding(obama1, facenet) - _encoding(obama2, facenet)))
     assert same["distance"] == pytest.approx(expected, abs=1e-5)
     assert same["verified"] is True and same["threshold"] == THRESHOLD and same["metric"] == "euclidean"
-    assert same["model"] == "facenet_20180408-102900"
+    assert same["model"] == "facenet_20170512-110547"  # the default encoder
     assert same["boxes"] == [fr_utils.detect_faces(obama1)[0]["box"], fr_utils.detect_faces(obama2)[0]["box"]]
 
     other = fr_utils.verify(obama1, biden, facenet)
@@ -223,8 +223,8 @@ def test_find_says_nobody_for_a_stranger(facenet):
 def test_face_distance_and_compare_faces_on_real_encodings(facenet):
     cast = sample_cast()
     names = sorted(cast)
-    known = [_encoding(cast[name][0], facenet) for name in names]  # list of (512,)
-    candidate = fr_utils.img_to_encoding(sample_photo("Barack_Obama", 3), facenet)  # (1, 512)
+    known = [_encoding(cast[name][0], facenet) for name in names]  # list of (128,)
+    candidate = fr_utils.img_to_encoding(sample_photo("Barack_Obama", 3), facenet)  # (1, 128)
     d = fr_utils.face_distance(known, candidate)
     np.testing.assert_allclose(d, np.linalg.norm(np.stack(known) - candidate, axis=1), atol=1e-6)
     assert fr_utils.compare_faces(known, candidate).tolist() == [n == "Barack_Obama" for n in names]

@@ -98,8 +98,8 @@ def _encoder_submissions(source, release) -> dict[str, tuple]:
         "wrong-no_standardisation-squared": (
             filled(WRONG_ENCODING["no_standardisation"], WRONG_DISTANCE["squared"]),
             {ENC_REFERENCE, ENC_HIDDEN} | DIST_TESTS),
-        "wrong-flat_512-per_row": (
-            filled(WRONG_ENCODING["flat_512"], WRONG_DISTANCE["per_row"]), ENC_TESTS | DIST_TESTS),
+        "wrong-no_batch_axis-per_row": (
+            filled(WRONG_ENCODING["no_batch_axis"], WRONG_DISTANCE["per_row"]), ENC_TESTS | DIST_TESTS),
         # ignores the model argument: only the hidden test (another encoder) sees it
         "wrong-global_model-unit_vectors_only": (
             filled(WRONG_ENCODING["global_model"], WRONG_DISTANCE["unit_vectors_only"]),

@@ -45,7 +45,7 @@ ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
 
 @pytest.fixture(scope="module")
 def cast(facenet) -> dict[str, np.ndarray]:
-    """Each cast photo's embedding (512,), computed once: {file stem: embedding}."""
+    """Each cast photo's embedding (128,), computed once: {file stem: embedding}."""
     from fr_utils.encoding import encode_images
 
     photos = [*OBAMA, BIDEN, HOPPER, COLLINS]
@@ -67,7 +67,7 @@ def sha(path: Path) -> str:
 
 
 def random_unit(n: int, seed: int = 0) -> np.ndarray:
-    v = np.random.default_rng(seed).normal(size=(n, 512))
+    v = np.random.default_rng(seed).normal(size=(n, 128))  # the default encoder's size
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -123,7 +123,7 @@ def test_identify_all_names_every_face(door):
     assert [f["name"] for f in faces] == ["Grace_Hopper", None]  # largest first; Collins not enrolled
     for f in faces:
         assert {"box", "embedding", "name", "distance", "nearest", "confidence"} <= set(f)
-        assert f["embedding"].shape == (512,) and len(f["box"]) == 4
+        assert f["embedding"].shape == (128,) and len(f["box"]) == 4
     assert faces[1]["distance"] > door.threshold
     door.enroll("Eileen_Collins", COLLINS)
     assert [f["name"] for f in door.identify_all(TWO_FACES)] == ["Grace_Hopper", "Eileen_Collins"]
@@ -138,7 +138,7 @@ def test_persisted_and_reopened(door, cast, facenet):
         info = again.info()
         manifest = read_manifest()
         assert info["model_name"] == manifest["name"] and info["weights_sha256"] == manifest["weights_sha256"]
-        assert info["embedding_size"] == "512" and info["schema_version"] == "1"
+        assert info["embedding_size"] == "128" and info["schema_version"] == "1"
         assert {p["name"]: p["embeddings"] for p in again.people()}["Barack_Obama"] == 1
 
 
@@ -243,9 +243,9 @@ def test_bad_names_metrics_thresholds_and_embeddings(tmp_path, door):
     with pytest.raises(ValueError, match="metric must be one of 'euclidean', 'cosine'"):
         FaceDatabase(None, metric="manhattan")
     with pytest.raises(ValueError, match="shape"):
-        door.add_embeddings("x", np.ones((2, 128)))
+        door.add_embeddings("x", np.ones((2, 512)))  # the 512-number encoder's size
     with pytest.raises(ValueError, match="finite"):
-        door.add_embeddings("x", np.full(512, np.nan))
+        door.add_embeddings("x", np.full(128, np.nan))
     with pytest.raises(ValueError, match="no image files"):
         door.enroll("x", tmp_path)  # a folder without photos
     assert "x" not in door
@@ -278,6 +278,29 @@ def test_database_of_another_model_is_refused(door):
             with pytest.raises(ModelMismatchError, match="0{64}.*" + read_manifest()["weights_sha256"]):
                 call()
     assert sha(door.path) == before
+
+
+def test_a_database_enrolled_with_the_512_number_encoder_is_refused_by_the_default(tmp_path, facenet512):
+    """The default switched from the 512-number encoder to the 128-number one (issue #15): a faces.db
+    enrolled before gives a clear error naming both encoders, never distances between the two."""
+    from fr_utils.weights import MODEL_NAME
+
+    path = tmp_path / "old.db"
+    v = np.random.default_rng(0).normal(size=512)
+    with FaceDatabase(path, facenet512) as old:
+        old.add_embeddings("Alice", v / np.linalg.norm(v))
+        assert old.info()["embedding_size"] == "512"
+    before = sha(path)
+    with FaceDatabase(path) as db:  # the default encoder's identity from its manifest
+        assert db.names() == ["Alice"]  # listing is fine
+        for call in (lambda: db.identify(OBAMA[1]), lambda: db.verify(OBAMA[1], "Alice"),
+                     lambda: db.nearest(random_unit(1)[0]), lambda: db.enroll("Bob", BIDEN)):
+            with pytest.raises(ModelMismatchError) as err:
+                call()
+            message = str(err.value)
+            assert "'facenet_20180408-102900'" in message and f"{MODEL_NAME!r}" in message
+            assert "embeddings of 512" in message and "embeddings of 128" in message and str(path) in message
+    assert sha(path) == before
 
 
 def test_foreign_and_corrupt_files_are_refused_and_left_untouched(tmp_path):
@@ -422,17 +445,17 @@ def test_zero_non_unit_and_non_finite_embeddings_are_refused(tmp_path):
     path = tmp_path / "f.db"
     with FaceDatabase(path) as db:  # the bundled model's identity comes from its manifest: no TensorFlow
         db.add_embeddings("Alice", random_unit(1, 3))
-        bad = {"norm 0": np.zeros(512), "norm 0.5": random_unit(1, 4)[0] * 0.5, "norm 3": random_unit(1, 5)[0] * 3,
-               "NaN": np.full(512, np.nan), "infinity": np.r_[np.inf, np.zeros(511)]}
+        bad = {"norm 0": np.zeros(128), "norm 0.5": random_unit(1, 4)[0] * 0.5, "norm 3": random_unit(1, 5)[0] * 3,
+               "NaN": np.full(128, np.nan), "infinity": np.r_[np.inf, np.zeros(127)]}
         for why, vector in bad.items():
             with pytest.raises(ValueError, match=why if why in ("NaN", "infinity") else f"unit vectors.*{why}"):
                 db.add_embeddings("Mallory", vector)
             with pytest.raises(ValueError, match="unit|finite"):
                 db.nearest(vector)
-        with pytest.raises(ValueError, match=r"shape \(k, 512\)"):
-            db.add_embeddings("Mallory", random_unit(1)[:, :128])
+        with pytest.raises(ValueError, match=r"shape \(k, 128\)"):
+            db.add_embeddings("Mallory", random_unit(1)[:, :64])
         with pytest.raises(ValueError, match="row 1 has norm 0"):  # one bad row refuses the whole call
-            db.add_embeddings("Mallory", np.vstack([random_unit(1, 6), np.zeros((1, 512))]))
+            db.add_embeddings("Mallory", np.vstack([random_unit(1, 6), np.zeros((1, 128))]))
         assert db.names() == ["Alice"]
         stranger = random_unit(1, 7)[0]
         assert db.nearest(stranger)[0][1] > db.threshold  # a stranger stays a stranger
@@ -440,7 +463,7 @@ def test_zero_non_unit_and_non_finite_embeddings_are_refused(tmp_path):
     with sqlite3.connect(path) as conn:
         conn.execute("INSERT INTO people (name, enrolled) VALUES ('Mallory', 'now')")
         conn.execute("INSERT INTO embeddings (person_id, vector, added) SELECT id, ?, 'now' FROM people "
-                     "WHERE name = 'Mallory'", (np.zeros(512, "<f4").tobytes(),))
+                     "WHERE name = 'Mallory'", (np.zeros(128, "<f4").tobytes(),))
     conn.close()
     with FaceDatabase(path) as db:
         with pytest.raises(FaceDatabaseError, match="'Mallory' is not a unit vector.*altered"):
@@ -477,7 +500,7 @@ added = 0
 with FaceDatabase(path) as db:
     for round_ in range(3):  # the same 6 people, 3 photos each, again and again
         for i in range(6):
-            v = np.random.default_rng(i).normal(size=(3, 512))
+            v = np.random.default_rng(i).normal(size=(3, 128))
             v /= np.linalg.norm(v, axis=1, keepdims=True)
             added += db.add_embeddings(f"person_{i}", v, digests=[f"photo-{i}-{j}" for j in range(3)])
 print(added)
@@ -729,8 +752,8 @@ def test_the_gallery_kept_after_own_writes_equals_the_file(tmp_path):
 
 
 def _unit(*head: float) -> np.ndarray:
-    """A (512,) vector starting with ``head`` and zeros after: exactly representable when head is."""
-    return np.r_[np.asarray(head, dtype=np.float64), np.zeros(512 - len(head))]
+    """A (128,) vector starting with ``head`` and zeros after: exactly representable when head is."""
+    return np.r_[np.asarray(head, dtype=np.float64), np.zeros(128 - len(head))]
 
 
 def test_a_distance_equal_to_the_threshold_is_not_a_match(tmp_path, monkeypatch):

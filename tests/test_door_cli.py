@@ -286,7 +286,7 @@ def encode_batch(images, model, **kwargs):
     rows = []
     for image in images:
         seed = int.from_bytes(hashlib.sha256(open(image, "rb").read()).digest()[:8], "little")
-        v = np.random.default_rng(seed).normal(size=512)
+        v = np.random.default_rng(seed).normal(size=128)
         rows.append(v / np.linalg.norm(v))
     return E.Encoded(np.asarray(rows, np.float32), list(range(len(images))), [])
 
@@ -322,7 +322,7 @@ def test_a_distance_equal_to_the_threshold_keeps_the_door_closed(tmp_path, capsy
 
     from fr_utils.database import FaceDatabase
 
-    alice, probe = np.zeros(512), np.zeros(512)
+    alice, probe = np.zeros(128), np.zeros(128)
     alice[:2], probe[:2] = (0.6, 0.8), (0.8, 0.6)  # exactly representable unit vectors, 0.283 apart
     path = tmp_path / "edge.db"
     with FaceDatabase(path) as db:  # the bundled model's identity from its manifest: no TensorFlow
@@ -363,7 +363,7 @@ def test_bad_arguments_and_files_fail_before_tensorflow_loads(tmp_path):
     from fr_utils.database import FaceDatabase
 
     db = tmp_path / "faces.db"
-    alice = np.zeros(512)
+    alice = np.zeros(128)
     alice[0] = 1.0
     with FaceDatabase(db) as door:  # the bundled model's identity from its manifest: no TensorFlow
         door.add_embeddings("Alice", alice)

@@ -197,11 +197,11 @@ def test_sample_cast_lists_every_person_and_names_a_missing_folder(tmp_path):
 
 
 def test_at_distance_builds_unit_vectors_at_the_asked_distances():
-    e = np.random.default_rng(0).standard_normal(512)
+    e = np.random.default_rng(0).standard_normal(128)
     e /= np.linalg.norm(e)
     wanted = [0.0, 0.3, 1.0, 1.4142, 2.0]
     made = checks.at_distance(e[None, :], wanted, seed=5)
-    assert all(v.shape == (1, 512) and v.dtype == np.float32 for v in made)
+    assert all(v.shape == (1, 128) and v.dtype == np.float32 for v in made)
     assert np.allclose([np.linalg.norm(v) for v in made], 1.0, atol=1e-6)
     assert np.allclose([np.linalg.norm(v[0] - e) for v in made], wanted, atol=1e-5)
     with pytest.raises(ValueError, match="at most 2 apart"):
@@ -295,8 +295,8 @@ WRONG = {
         (checks.check_database_cast, "it is the encoding of 'Joseph_Biden''s photo"),
         (checks.check_database_names, "Encode each person's own path")],
     ("build_database", "flattened"): [
-        (checks.check_database_cast, "has shape (512,); expected (1, 512)"),
-        (checks.check_database_names, "has shape (512,)")],
+        (checks.check_database_cast, "has shape (128,); expected (1, 128)"),
+        (checks.check_database_names, "has shape (128,)")],
     ("build_database", "names_from_files"): [
         (checks.check_database_names, "Use the dict's keys as the names")],
     ("verify", "greater_than"): [

@@ -27,7 +27,7 @@ def test_prewhiten_zero_mean_unit_std_and_flat_image():
 
 def test_encoding_shape_dtype_norm(facenet, cast_photos):
     enc = img_to_encoding(cast_photos[0], facenet)
-    assert enc.shape == (1, 512) and enc.dtype == np.float32
+    assert enc.shape == (1, 128) and enc.dtype == np.float32
     assert abs(np.linalg.norm(enc) - 1) < 1e-5
 
 
@@ -48,7 +48,7 @@ def test_default_model_is_the_pretrained_one(facenet, cast_photos):
 def test_batch_matches_single(facenet, cast_photos):
     photos = cast_photos[:5]
     batch = encode_images(photos, facenet, batch_size=2)
-    assert batch.shape == (len(photos), 512)
+    assert batch.shape == (len(photos), 128)
     singles = np.concatenate([img_to_encoding(p, facenet) for p in photos])
     np.testing.assert_allclose(batch, singles, atol=1e-5)
 
@@ -166,7 +166,7 @@ def test_encode_faces_returns_every_face_largest_first(facenet):
     areas = [f["box"][2] * f["box"][3] for f in faces]
     assert areas[0] >= areas[1]
     for f in faces:
-        assert f["embedding"].shape == (512,) and abs(np.linalg.norm(f["embedding"]) - 1) < 1e-5
+        assert f["embedding"].shape == (128,) and abs(np.linalg.norm(f["embedding"]) - 1) < 1e-5
     assert encode_faces(OTHER / "no_face_coffee.jpg", facenet) == []
 
 

@@ -288,7 +288,7 @@ def test_embed_files_matches_encode_images_and_caches(facenet, photos, tmp_path,
     monkeypatch.setattr(embedding_cache, "_detect", lambda img: detections.append(1) or real_detect(img))
 
     first = embed_files(photos, counting, cache_dir=cache, progress=False)
-    assert first.shape == (len(photos), 512)
+    assert first.shape == (len(photos), 128)
     assert np.isnan(first[-1]).all() and not np.isnan(first[:-1]).any()  # the coffee cup has no face
     expected = fr_utils.encode_images(photos, facenet, on_no_face="nan")
     np.testing.assert_allclose(first, expected, atol=1e-5)
@@ -299,10 +299,10 @@ def test_embed_files_matches_encode_images_and_caches(facenet, photos, tmp_path,
     assert counting.images == len(photos) - 1 and len(detections) == len(photos)  # nothing re-run
 
     flipped = embed_files(photos, counting, flip=True, cache_dir=cache, progress=False)
-    assert flipped.shape == (len(photos), 1024)
-    np.testing.assert_allclose(flipped[:, :512], first, atol=1e-5)
+    assert flipped.shape == (len(photos), 256)
+    np.testing.assert_allclose(flipped[:, :128], first, atol=1e-5)
     mirror = fr_utils.encode_images([fr_utils.face_crop(p)[:, ::-1] for p in photos[:-1]], facenet, detect=False)
-    np.testing.assert_allclose(flipped[:-1, 512:], mirror, atol=1e-5)
+    np.testing.assert_allclose(flipped[:-1, 128:], mirror, atol=1e-5)
     assert len(detections) == len(photos)  # another variant reuses the cached detections
 
     # the cache keeps every face the detector reports; the confidence floor filters them

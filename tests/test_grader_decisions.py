@@ -395,6 +395,7 @@ def test_encoder_decisions_and_the_refused_reference(facenet, recorded):
                      "distance": compile_function(dist_code, "distance", base)}
         return _failing("pretrained_encoder", cells, namespace, recorded)
 
+    assert grader_cases.DEFAULT_ENCODING_SHAPE == (1, facenet.output_shape[-1])  # the course's encoder
     right_enc, right_dist = CORRECT_ENCODING["predict_on_batch"], CORRECT_DISTANCE["linalg_norm"]
     for code in CORRECT_ENCODING.values():
         assert failing(code, right_dist) == {}
@@ -402,7 +403,7 @@ def test_encoder_decisions_and_the_refused_reference(facenet, recorded):
     # the mistakes of tests/test_autograde_intro.py lose the same cells here
     assert set(failing(WRONG_ENCODING["no_standardisation"], WRONG_DISTANCE["squared"])) == (
         {"img_to_encoding_reference", "img_to_encoding_hidden", "distance_public", "distance_hidden"})
-    assert set(failing(WRONG_ENCODING["flat_512"], right_dist)) == enc_cells
+    assert set(failing(WRONG_ENCODING["no_batch_axis"], right_dist)) == enc_cells
     global_model = failing(WRONG_ENCODING["global_model"], right_dist)
     assert set(global_model) == {"img_to_encoding_hidden"}
     assert "Use the model argument" in " ".join(global_model["img_to_encoding_hidden"])

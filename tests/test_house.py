@@ -229,11 +229,11 @@ def test_encode_batch_raises_gives_nan_or_skips_and_says_why(facenet, cast_photo
         encode_batch(images, facenet)
 
     nan = encode_batch(images, facenet, on_bad="nan", batch_size=3)
-    assert nan.embeddings.shape == (4, 512) and nan.indices == [0, 1, 2, 3]
+    assert nan.embeddings.shape == (4, 128) and nan.indices == [0, 1, 2, 3]
     assert np.isnan(nan.embeddings[[1, 2]]).all() and np.isfinite(nan.embeddings[[0, 3]]).all()
 
     skip = encode_batch(images, facenet, on_bad="skip", batch_size=3)
-    assert skip.indices == [0, 3] and skip.embeddings.shape == (2, 512)
+    assert skip.indices == [0, 3] and skip.embeddings.shape == (2, 128)
     np.testing.assert_allclose(skip.embeddings, nan.embeddings[[0, 3]], atol=1e-6)
     (i1, name1, why1), (i2, name2, why2) = skip.skipped
     assert (i1, name1) == (1, str(OTHER / "no_face_coffee.jpg")) and why1.startswith("no face found")

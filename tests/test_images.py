@@ -628,7 +628,7 @@ def test_real_encoder_on_a_sample_photo_and_its_odd_copies(tmp_path):
     photo = IMAGES / "people" / "Grace_Hopper" / "Grace_Hopper_0001.jpg"
     face = load_image(photo)[100:340, 170:360]  # the face, roughly
     ref = img_to_encoding(face, facenet)
-    assert ref.shape == (1, 512)
+    assert ref.shape == (1, 128)
     assert abs(float(np.linalg.norm(ref)) - 1.0) < 1e-4
 
     # Stored rotated, with an EXIF tag that turns it back upright.

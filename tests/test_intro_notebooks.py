@@ -90,7 +90,8 @@ def test_hidden_tests_are_not_in_the_public_checks(notebook):
 
 def test_notebooks_are_honest_about_the_models():
     encoder = all_sources(read_notebook(REPO / "notebooks" / "pretrained_encoder" / "pretrained_encoder.ipynb"))
-    assert "softmax loss" in encoder and "CASIA-WebFace" in encoder
+    assert "softmax loss" in encoder and "center loss" in encoder and "MS-Celeb-1M" in encoder
+    assert "20170512-110547" in encoder and "**withdrew the data set**" in encoder and "2019" in encoder
     assert "**not** with the triplet loss" in encoder
     assert "trained weights are not shipped" in encoder
     assert "random weights" in encoder

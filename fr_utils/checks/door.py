@@ -2,7 +2,7 @@
 
 Exercise 1, ``build_database(image_paths_by_name, model)``::
 
-    check_database_cast        the cast, one photo each: {name: (1, 512) encoding}
+    check_database_cast        the cast, one photo each: {name: (1, 128) encoding}
     check_database_names       the names come from the dict (not the files), any number of people
 
 Exercise 2, ``verify(image_path, identity, database, model, threshold)``::
@@ -60,7 +60,7 @@ _ENCODINGS: dict[tuple[str, int], np.ndarray] = {}
 
 
 def reference_encoding(path: Path | str, model) -> np.ndarray:
-    """``fr_utils.img_to_encoding(path, model)``, (1, 512), computed once per photo and model."""
+    """``fr_utils.img_to_encoding(path, model)``, (1, 128) with the course's encoder, computed once per photo and model."""
     from fr_utils.encoding import img_to_encoding
 
     key = (str(Path(path).resolve()), id(model))
@@ -141,7 +141,7 @@ def _number(value, name: str, what: str) -> float:
     if array.size != 1:
         raise AssertionError(
             f"{name} returned an array of shape {array.shape} as {what}; expected one number. "
-            "np.linalg.norm(a - b) of two (1, 512) encodings is a single number."
+            "np.linalg.norm(a - b) of two (1, 128) encodings is a single number."
         )
     return float(array.reshape(-1)[0])
 
@@ -207,9 +207,9 @@ def _expect_database(build_database: Callable, key: str, model) -> dict:
         )
     for name, path in paths_by_name.items():
         value = np.asarray(result[name])
-        if value.shape != (1, 512):
+        if value.shape != references[name].shape:
             raise AssertionError(
-                f"{situation}: database[{name!r}] has shape {value.shape}; expected (1, 512), "
+                f"{situation}: database[{name!r}] has shape {value.shape}; expected {references[name].shape}, "
                 "exactly what img_to_encoding(image_path, model) returns."
             )
         if np.allclose(value, references[name], atol=_ATOL):

@@ -2,7 +2,7 @@
 
 Exercise 1, ``img_to_encoding(image_path, model)``::
 
-    check_encoding_shape       one photo in, a (1, 512) array of unit length out
+    check_encoding_shape       one photo in, a (1, 128) array of unit length out
     check_encoding_matches_reference   two photos of the course's cast: the same
                                numbers as fr_utils.img_to_encoding, to 1% relative error
 
@@ -37,10 +37,11 @@ from fr_utils.checks._runner import call_with_time_limit
 from fr_utils.data import cast_photo
 ENCODING_TIME_LIMIT_S = 60.0
 ENCODING_RTOL = 1e-2
-"""Largest accepted ``||yours - reference|| / ||reference||``.  Keras' and the frozen
-graph's float32 arithmetic differ by about 1e-6; scaling by 1/127.5 instead of 1/128
-moves an embedding by about 0.002 (accepted: it changes no decision); every
-preprocessing mistake the checks name moves it by 0.25 or more on the sample cast."""
+"""Largest accepted ``||yours - reference|| / ||reference||``.  Float32 arithmetic in another
+order moves an embedding by about 1e-6, and prewhitening with ``x.std()`` instead of
+``fr_utils.prewhiten``'s ``max(std, 1 / sqrt(x.size))`` not at all on a real face (accepted:
+it changes no decision); every preprocessing mistake the checks name moves it much more
+(tests/test_intro_checks.py)."""
 
 SHAPE_PHOTO = "twice:0"
 """The photo of :func:`check_encoding_shape` (a ``fr_utils.data.cast_photo`` spec)."""
@@ -110,15 +111,18 @@ def _variants(face: np.ndarray, model) -> dict[str, np.ndarray]:
     from fr_utils.images import prewhiten
 
     x = face.astype(np.float32)
+    per_channel = (x - x.mean(axis=(0, 1))) / x.std(axis=(0, 1))
     inputs = {
-        "the raw pixel values, 0 to 255: the model expects them standardised with "
-        "(x - 127.5) / 128, values between -1 and 1": x,
+        "the raw pixel values, 0 to 255: the model expects them prewhitened, "
+        "(x - mean) / std, values of mean 0 and standard deviation 1": x,
         "pixels divided by 255 (values 0 to 1), the usual rescaling of other models; this "
-        "one was trained on (x - 127.5) / 128 (values -1 to 1)": x / 255.0,
-        "per-image prewhitening, (x - mean) / std; this model was trained with the fixed "
-        "standardisation (x - 127.5) / 128": prewhiten(face),
+        "one was trained on prewhitened crops, (x - mean) / std": x / 255.0,
+        "the fixed standardisation (x - 127.5) / 128 of the 512-number 2018 model; this one "
+        "(20170512-110547) was trained on prewhitened crops, (x - mean) / std of each crop": (x - 127.5) / 128.0,
+        "a mean and standard deviation per colour channel; prewhitening takes ONE mean and ONE "
+        "standard deviation over the whole crop (x.mean(), x.std(), no axis)": per_channel,
         "the colour channels reversed (BGR, as OpenCV reads images); the crop is already RGB": (
-            (x[..., ::-1] - 127.5) / 128.0
+            prewhiten(face[..., ::-1])
         ),
     }
     return {hint: np.asarray(model.predict_on_batch(v[None]), dtype=np.float64) for hint, v in inputs.items()}
@@ -129,7 +133,8 @@ def _relative_error(got: np.ndarray, want: np.ndarray) -> float:
 
 
 def check_encoding_shape(img_to_encoding: Callable, model) -> np.ndarray:
-    """One photo of the course's cast: a (1, 512) array of finite values, of unit length.
+    """One photo of the course's cast: a (1, d) array of finite values, of unit length (d = 128
+    for the course's encoder).
 
     Returns the encoding."""
     path = cast_photo(SHAPE_PHOTO)
@@ -171,8 +176,8 @@ def check_encoding_matches_reference(img_to_encoding: Callable, model) -> float:
             lines.append("Likely cause: the model was given " + hints[0] + ".")
         else:
             lines.append(
-                "Check the three steps: the crop from face_crop, standardised as (x - 127.5) / 128 "
-                "in float32, a batch axis added (shape (1, 160, 160, 3)), then the model called "
+                "Check the three steps: the crop from face_crop, in float32, prewhitened as "
+                "(x - x.mean()) / x.std(), a batch axis added (shape (1, 160, 160, 3)), then the model called "
                 "once on that batch."
             )
         raise AssertionError("\n".join(lines))
@@ -241,7 +246,7 @@ def _expect_distance(distance: Callable, a, b, situation: str, key: str) -> floa
 
 def distance_cases(encodings=None, photos=None) -> dict[str, tuple]:
     """The public distance cases, ``{record key: (encoding_1, encoding_2, situation)}``; with
-    ``encodings`` (the (3, 512) rows of :func:`distance_cast_photos`: two photos of one person,
+    ``encodings`` (the (3, 128) rows of :func:`distance_cast_photos`: two photos of one person,
     one of another), also the cast's pairs, named after ``photos`` (default: those photos)."""
     a = np.array([[3.0, 0.0, 0.0, 0.0]], dtype=np.float32)
     b = np.array([[0.0, 4.0, 0.0, 0.0]], dtype=np.float32)
