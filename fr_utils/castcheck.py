@@ -21,7 +21,7 @@ Every message names the photo or folder. :func:`check_cast` returns the same
 findings for code (the notebooks can refuse a cast with the same words), and
 :func:`require_usable_cast` raises them as one :class:`fr_utils.errors.DatasetError`.
 The rule is the course's: a pair matches when ``distance < threshold``
-(:func:`fr_utils.matching.is_match`), the threshold being the bundled model's.
+(:func:`fr_utils.matching.is_match`), the threshold being the encoder's own (its manifest's).
 """
 
 from __future__ import annotations
@@ -229,7 +229,8 @@ def check_cast(folder: str | Path | None = None, model=None, *, threshold: float
     from fr_utils.align import align_face
     from fr_utils.encoding import encode_batch
 
-    result.threshold = check_threshold(threshold) if threshold is not None else default_threshold()
+    # the encoder's own threshold (the 512-number model's differs from the default's)
+    result.threshold = check_threshold(threshold) if threshold is not None else default_threshold(model=model)
     embeddings = encode_batch(found, model, crop=lambda item: align_face(item[2], item[3]),
                               progress=False).embeddings
     for i, j in itertools.combinations(range(len(found)), 2):

@@ -37,7 +37,7 @@ def test_face_distance_and_compare_faces_take_lists_and_arrays():
     np.testing.assert_allclose(fr_utils.face_distance(list(known[:, None]), candidate[0]),
                                [0.0, np.sqrt(2), np.sqrt(0.8)])
     np.testing.assert_allclose(fr_utils.face_distance(known, candidate, metric="cosine"), [0.0, 1.0, 0.4])
-    matches = fr_utils.compare_faces(known, candidate)  # the model's threshold, L2 1.139
+    matches = fr_utils.compare_faces(known, candidate)  # the model's threshold, from its manifest
     assert matches.dtype == bool and matches.tolist() == [True, False, True]
     assert fr_utils.compare_faces(known, candidate, tolerance=0.5).tolist() == [True, False, False]
     assert fr_utils.compare_faces(known, candidate, metric="cosine").tolist() == \

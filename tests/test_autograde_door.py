@@ -75,10 +75,12 @@ def _build_submissions(release) -> dict[str, tuple]:
         "wrong-a": (filled(WRONG_DATABASE["last_photo_for_all"], WRONG_VERIFY["greater_than"],
                            WRONG_WHO["identity_always_returned"]),
                     DATABASE_TESTS | VERIFY_TESTS | WHO_TESTS),
-        # the badge check on the cast still passes: 2 points
+        # the badge check on the cast still passes: 2 points; and who_is_it's hard-coded 0.7 decides
+        # the sample cast as the check's threshold 1.0 does (the 128-number encoder puts its
+        # genuine pair 0.58 apart, its impostors 1.3 and more): 2 more
         "wrong-b": (filled(WRONG_DATABASE["names_from_files"], WRONG_VERIFY["unknown_identity_crashes"],
                            WRONG_WHO["threshold_hard_coded"]),
-                    DATABASE_TESTS | {"verify_details", "verify_hidden"} | WHO_TESTS),
+                    DATABASE_TESTS | {"verify_details", "verify_hidden"} | WHO_TESTS - {"who_is_it_public"}),
         # issue #19: the distance through the cosine, in float32 and float64: exact on the edges too
         "right-c": (filled(CORRECT_DATABASE["loop"], CORRECT_VERIFY["cosine"], CORRECT_WHO["float64"]), set()),
         # what only the hidden tests see: the cast's own photos for its names, "<=" on the threshold...

@@ -64,7 +64,9 @@ def test_fast_path_equals_predict_on_batch(facenet, cast_photos):
 
 
 def test_bfloat16_path_is_close_but_not_the_float32_one(facenet, cast_photos, monkeypatch):
-    """FR_ENCODER_PRECISION=bfloat16: float32 unit vectors within 5e-3 of float32's, and really rounded."""
+    """FR_ENCODER_PRECISION=bfloat16: float32 unit vectors within 1e-2 of float32's, and really rounded
+    (docs/measured.md, bfloat16 on LFW: the default 128-number encoder moves a coordinate by at most
+    6.6e-3 and a distance by at most 7.2e-3; the 512-number one 2.6e-3 and 5.3e-3)."""
     x = np.stack([preprocess(p) for p in cast_photos[:4]])
     full = inference_function(facenet, "float32")(x)
     monkeypatch.setenv("FR_ENCODER_PRECISION", "bfloat16")
@@ -74,13 +76,13 @@ def test_bfloat16_path_is_close_but_not_the_float32_one(facenet, cast_photos, mo
     assert half.dtype == np.float32 and half.shape == full.shape
     np.testing.assert_allclose(np.linalg.norm(half, axis=1), 1, atol=1e-5)
     diff = np.abs(half - full).max()
-    assert 1e-5 < diff < 5e-3, diff
+    assert 1e-5 < diff < 1e-2, diff
     # encode_batch follows the variable: the same photos through img_to_encoding
     np.testing.assert_allclose(img_to_encoding(cast_photos[0], facenet, detect=True),
                                inference_function(facenet, "bfloat16")(np.stack([preprocess(face_crop(cast_photos[0]))])),
                                atol=1e-5)
     # a distance between two people moves by far less than the gap between same and different
-    assert abs(np.linalg.norm(half[0] - half[2]) - np.linalg.norm(full[0] - full[2])) < 5e-3
+    assert abs(np.linalg.norm(half[0] - half[2]) - np.linalg.norm(full[0] - full[2])) < 1e-2
 
 
 @pytest.mark.parametrize("value", ["float16", "BF16", "int8"])

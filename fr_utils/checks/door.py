@@ -422,9 +422,16 @@ def _expect_who(who_is_it: Callable, key: str, model) -> None:
             return name != closest and (got_who == name or abs(got_dist - distances[name]) <= _ATOL)
 
         squared = _distance_hints(got_dist, want_dist, {}, None)
+        largest = len(names) > 1 and near(max(distances, key=distances.get))
         if squared:
             message += squared
-        elif len(names) > 1 and near(max(distances, key=distances.get)):
+        elif largest and near(names[-1]):  # both mistakes give this answer here: name both
+            message += (
+                "\nLikely cause: that is the LARGEST distance, and the LAST person of the database: "
+                "keep the smallest (dist < min_dist), or, if you kept the LAST person, update min_dist "
+                "and identity only when a distance is smaller than the smallest so far."
+            )
+        elif largest:
             message += "\nLikely cause: that is the LARGEST distance; keep the smallest (dist < min_dist)."
         elif near(names[-1]):
             message += (
