@@ -137,8 +137,9 @@ def compare_faces(known_encodings, candidate, tolerance: float | None = None,
     """Which known embeddings match the candidate (``face_recognition.compare_faces``).
 
     A match is ``distance < tolerance`` (:func:`fr_utils.matching.is_match`); the
-    default tolerance is the bundled model's threshold in ``metric`` (L2 1.139,
-    not face_recognition's 0.6: another model, another scale).
+    default tolerance is the model's threshold in ``metric``, from its manifest
+    (the default encoder's L2 threshold, not face_recognition's 0.6: another model,
+    another scale).
 
     Returns:
         (n,) bool array, in the order of ``known_encodings``.

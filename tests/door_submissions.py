@@ -177,7 +177,7 @@ CORRECT_WHO = {
     """),
     "vectorised": _who("""
         names = list(database)
-        stacked = np.concatenate([database[n] for n in names], axis=0)        # (k, 512)
+        stacked = np.concatenate([database[n] for n in names], axis=0)        # (k, 128)
         dists = np.linalg.norm(stacked - img_to_encoding(image_path, model), axis=1)
         best = int(np.argmin(dists))
         if dists[best] < threshold:

@@ -321,7 +321,9 @@ def test_draw_faces_draws_on_a_copy():
 def test_aligned_sample_faces_are_recognised():
     """Detect, align and encode the cast: the three photos of Barack Obama are
     closer to each other than to anyone else's, and under the usual threshold."""
-    if not (REPO / "weights" / "facenet_20180408-102900.weights.h5").exists():
+    from fr_utils.weights import MODEL_NAME
+
+    if not (REPO / "weights" / f"{MODEL_NAME}.weights.h5").exists():
         pytest.skip("weights/ not built (make weights)")
     from fr_utils import encode_images, load_facenet
 
