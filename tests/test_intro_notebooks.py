@@ -96,3 +96,6 @@ def test_notebooks_are_honest_about_the_models():
     assert "trained weights are not shipped" in encoder
     assert "random weights" in encoder
     assert "load_weights" not in encoder  # nothing pretends to load OpenFace weights
+    # the real weights it does load are the course's own, made by distillation, and said so
+    assert "OpenFace's own weights cannot be obtained here" in encoder and "knowledge distillation" in encoder
+    assert "load_student()" in encoder and "docs/distill.md" in encoder
