@@ -45,13 +45,23 @@ def graph_encoder(graph_def):
     return frozen_encoder(graph_def)
 
 
+#: $FR_DATASETS as the session started. The session's data-set fixtures read this value, not
+#: the variable: tests unset it for the kernels they start (test_autograde_door's module-wide
+#: ``no_lfw``), and a session fixture first asked for while it is unset would skip LFW for every
+#: later test of that worker (it did: the LFW door cycle and test_fidelity were skipped in CI).
+DATASETS_AT_START = os.environ.get("FR_DATASETS")
+
+
 def _shared_dataset(folder: str, what: str) -> Path:
-    """``$FR_DATASETS/<folder>``; the test is skipped, saying why, when it is absent."""
-    from fr_utils.datasets import dataset_path
+    """``$FR_DATASETS/<folder>`` (the variable as the session started); the test is skipped,
+    saying why, when it is absent."""
+    from fr_utils.datasets import DATASETS_ENV, dataset_path
     from fr_utils.errors import DatasetsNotFound
 
+    if not DATASETS_AT_START:
+        pytest.skip(f"{what} not available: set {DATASETS_ENV} to the folder holding {folder} (e.g. ../shared/datasets)")
     try:
-        return dataset_path(folder)
+        return dataset_path(given=Path(DATASETS_AT_START, folder))
     except DatasetsNotFound as err:
         pytest.skip(f"{what} not available: {err}")
 

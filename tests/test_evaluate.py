@@ -278,7 +278,10 @@ def photos(tmp_path, cast_photos) -> list[Path]:
     return out
 
 
-def test_embed_files_matches_encode_images_and_caches(facenet, photos, tmp_path, monkeypatch):
+def test_embed_files_matches_encode_images_and_caches(facenet512, photos, tmp_path, monkeypatch):
+    # CountingModel is not one load_facenet returned, so it gets the fixed standardisation:
+    # the 512-number encoder's own, so both pipelines below are right for it
+    facenet = facenet512
     import fr_utils
 
     cache = tmp_path / "cache"
@@ -288,7 +291,7 @@ def test_embed_files_matches_encode_images_and_caches(facenet, photos, tmp_path,
     monkeypatch.setattr(embedding_cache, "_detect", lambda img: detections.append(1) or real_detect(img))
 
     first = embed_files(photos, counting, cache_dir=cache, progress=False)
-    assert first.shape == (len(photos), 128)
+    assert first.shape == (len(photos), 512)
     assert np.isnan(first[-1]).all() and not np.isnan(first[:-1]).any()  # the coffee cup has no face
     expected = fr_utils.encode_images(photos, facenet, on_no_face="nan")
     np.testing.assert_allclose(first, expected, atol=1e-5)
@@ -299,10 +302,10 @@ def test_embed_files_matches_encode_images_and_caches(facenet, photos, tmp_path,
     assert counting.images == len(photos) - 1 and len(detections) == len(photos)  # nothing re-run
 
     flipped = embed_files(photos, counting, flip=True, cache_dir=cache, progress=False)
-    assert flipped.shape == (len(photos), 256)
-    np.testing.assert_allclose(flipped[:, :128], first, atol=1e-5)
+    assert flipped.shape == (len(photos), 1024)
+    np.testing.assert_allclose(flipped[:, :512], first, atol=1e-5)
     mirror = fr_utils.encode_images([fr_utils.face_crop(p)[:, ::-1] for p in photos[:-1]], facenet, detect=False)
-    np.testing.assert_allclose(flipped[:-1, 128:], mirror, atol=1e-5)
+    np.testing.assert_allclose(flipped[:-1, 512:], mirror, atol=1e-5)
     assert len(detections) == len(photos)  # another variant reuses the cached detections
 
     # the cache keeps every face the detector reports; the confidence floor filters them
@@ -326,7 +329,7 @@ def test_embed_files_matches_encode_images_and_caches(facenet, photos, tmp_path,
     assert len(detections) == len(photos) + 1 and counting.images == encoded + 1
 
 
-def test_scaled_photos_are_detected_and_cached_apart(facenet, photos, tmp_path):
+def test_scaled_photos_are_detected_and_cached_apart(facenet512, photos, tmp_path):
     """``scale`` resizes each photo before detection (what benchmarks/lfw_scales.py
     measures): its rows are encode_images of the resized photos, cached in folders of
     their own, and the crop's name (margin, resampling) is in the embedding folder's name."""
@@ -334,6 +337,7 @@ def test_scaled_photos_are_detected_and_cached_apart(facenet, photos, tmp_path):
     from fr_utils.images import load_image
 
     cache = tmp_path / "cache"
+    facenet = facenet512  # as in the test above: the wrapper gets the fixed standardisation, the 512 model's
     counting = CountingModel(facenet)
     two_people = [photos[0], next(p for p in photos if p.name.split("_")[0] != photos[0].name.split("_")[0])]
     one = embed_files(two_people, counting, cache_dir=cache, progress=False)
