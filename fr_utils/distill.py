@@ -60,7 +60,7 @@ TEACHER = "facenet_20170512-110547"
 STUDENT_SIZE, EMBEDDING = 96, 128
 #: The student's pixel normalisation: RGB divided by 255 (values in [0, 1]), as OpenFace's.
 PREPROCESSING = "rgb/255"
-#: The door crop: fr_utils.align.crop_box's margin; None: its default, proportional to the box
+#: The door crop: fr_utils.align.crop_region's margin; None: its default, proportional to the box
 #: (fr_utils.align.MARGIN_FRACTION, 32 px on a typical LFW face), as the door and embed_files crop.
 MARGIN = None
 #: Which face of an LFW photo (the labelled person is the central one) and the least confidence.
