@@ -28,8 +28,9 @@ time). A CLOSED door or an unknown face is an answer (200), not an error. Errors
 
 The service keeps serving after every error. Requests are read by a thread each; the
 database and the model are used by one worker thread (TensorFlow already uses every core
-for one photo, and an SQLite connection belongs to one thread), which encodes the faces of
-all the verify/identify requests waiting in one model call (``--max-batch``).
+for one photo, and an SQLite connection belongs to one thread). Each request's thread decodes
+its photo; the worker then takes all the verify/identify requests waiting (``--max-batch``),
+finds their faces together (one MTCNN pass per photo size) and encodes them in one model call.
 
 While it runs, the service records its address beside the database (``faces.db`` ->
 ``faces.db.serve.json``); ``facedoor verify/identify/enroll`` on that database find it
@@ -99,6 +100,11 @@ def _message(err: BaseException) -> str:
 
 #: At most this many waiting requests' faces are encoded in one model call (see :meth:`Door.encode_then`).
 MAX_BATCH = 8
+#: Seconds the worker waits for more requests before a batch, once the last batch held several
+#: (so concurrent clients' requests, arriving a few ms apart, are detected and encoded together
+#: instead of in alternating batches of 1 and 3; a lone client never waits). Measured in
+#: docs/door.md ("Where the time goes").
+BATCH_WAIT = 0.010
 _NOTHING = object()
 
 
@@ -107,13 +113,15 @@ class Door:
     :meth:`encode_then` a photo's encoding, batched with the other requests waiting."""
 
     def __init__(self, db_path, *, metric: str = "euclidean", threshold: float | None = None, model=None,
-                 max_batch: int = MAX_BATCH, detect_side: int | None = None):
+                 max_batch: int = MAX_BATCH, detect_side: int | None = None, batch_wait: float = BATCH_WAIT):
         self._jobs: queue.Queue = queue.Queue()
         self._ready = threading.Event()
         self._failure: BaseException | None = None
         self.db = None
         self.metric, self.threshold = check_metric(metric), check_threshold(threshold)  # the service's defaults
         self.max_batch = max(1, int(max_batch))
+        self.batch_wait = max(0.0, float(batch_wait))
+        self._last_batch = 1
         self.detect_side = detect_side  # None: fr_utils.detect.MAX_SIDE, as img_to_encoding
         self.batches: list[int] = []  # the size of each encoder call made for requests (for benchmarks)
         self.load_seconds = 0.0
@@ -147,15 +155,18 @@ class Door:
             following = _NOTHING
             if job[0] == "encode":  # every encoding request waiting (up to max_batch) in one model call
                 batch = [job]
+                # after a batch of several, wait up to batch_wait for the others' next requests
+                deadline = time.monotonic() + (self.batch_wait if self._last_batch > 1 else 0.0)
                 while len(batch) < self.max_batch:
                     try:
-                        item = self._jobs.get_nowait()
+                        item = self._jobs.get(timeout=max(0.0, deadline - time.monotonic()))
                     except queue.Empty:
                         break
                     if item is None or item[0] != "encode":
                         following = item
                         break
                     batch.append(item)
+                self._last_batch = len(batch)
                 self._encode(batch)
             else:
                 _, fn, box, done = job
@@ -172,16 +183,23 @@ class Door:
         ``then(db, embedding)``; every failure goes back to its own request."""
         import numpy as np
 
-        from fr_utils.encoding import _model_input, face_crop, inference_function, standardization
+        from fr_utils.encoding import _model_input, face_crops, inference_function, standardization
 
         model = self.db.model
         size, standardize = int(model.input_shape[1]), standardization(model)
         inputs, ready = [], []
-        for job in batch:  # the crop of img_to_encoding (encode_batch), photo by photo
+        try:
+            self.db._check_model()
+            # the crop of img_to_encoding, the photos' faces found together (one MTCNN call per photo size)
+            crops = face_crops([job[1] for job in batch], max_side=self.detect_side)
+        except BaseException as err:
+            crops = [err] * len(batch)
+        for job, crop in zip(batch, crops):
             _, data, then, box, done = job
             try:
-                self.db._check_model()
-                inputs.append(_model_input(face_crop(data, max_side=self.detect_side), size, standardize))
+                if isinstance(crop, BaseException):
+                    raise crop
+                inputs.append(_model_input(crop, size, standardize))
                 ready.append(job)
             except BaseException as err:
                 box["error"] = err
@@ -251,10 +269,15 @@ class Door:
     def encode_then(self, data: bytes, then, metric: str | None = None, threshold: float | None = None):
         """``then(db, embedding)`` for the largest face of the photo ``data``, in the worker thread.
 
-        The photo is encoded as ``img_to_encoding`` does; requests waiting at the same time are
-        encoded together, in one model call (at most ``max_batch``): 4 clients at once cost about
-        one batch of 4 rather than 4 calls. Raises what encoding or ``then`` raises."""
-        return self._wait(("encode", data, self._settings(then, metric, threshold), {}, threading.Event()))
+        The photo is decoded here, in the request's thread (while the worker runs the networks),
+        then encoded as ``img_to_encoding`` does; requests waiting at the same time are detected
+        and encoded together (at most ``max_batch``): MTCNN once per photo size, the encoder once,
+        so 4 clients at once cost about one batch of 4 rather than 4 of each. Raises what decoding,
+        encoding or ``then`` raises."""
+        from fr_utils.images import as_rgb_array
+
+        image = as_rgb_array(data)
+        return self._wait(("encode", image, self._settings(then, metric, threshold), {}, threading.Event()))
 
     def close(self) -> None:
         self._jobs.put(None)
@@ -519,6 +542,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "faster and misses smaller faces: docs/door.md)")
     parser.add_argument("--max-batch", type=int, default=MAX_BATCH, metavar="N",
                         help=f"encode at most N waiting requests' faces in one model call (default {MAX_BATCH})")
+    parser.add_argument("--batch-wait", type=float, default=BATCH_WAIT * 1000, metavar="MS",
+                        help=f"after a batch of several requests, wait up to MS milliseconds for more before the "
+                             f"next (default {BATCH_WAIT * 1000:g}; 0: never wait; a lone client never waits)")
 
 
 def _interrupt(signum, frame) -> None:
@@ -527,7 +553,8 @@ def _interrupt(signum, frame) -> None:
 
 def serve(db_path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
           metric: str = "euclidean", threshold: float | None = None, verbose: bool = False, prog: str = "facedoor",
-          ready=None, detect_side: int | None = None, max_batch: int = MAX_BATCH) -> int:
+          ready=None, detect_side: int | None = None, max_batch: int = MAX_BATCH,
+          batch_wait_ms: float = BATCH_WAIT * 1000) -> int:
     """Load the model, open the database, then answer requests until interrupted; returns an exit code.
 
     Prints ``<prog>: serving http://HOST:PORT/ ...`` on stderr once it answers (``ready(server)`` is
@@ -540,13 +567,15 @@ def serve(db_path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, max_up
         raise ValueError(f"--detect-side must be between 48 and 4096 (pixels), got {detect_side}")
     if not 1 <= max_batch <= 256:
         raise ValueError(f"--max-batch must be between 1 and 256, got {max_batch}")
+    if not 0 <= batch_wait_ms <= 1000:
+        raise ValueError(f"--batch-wait must be between 0 and 1000 (milliseconds), got {batch_wait_ms:g}")
     try:  # the port first: a busy one fails at once, not after the model has loaded
         server = DoorServer((host, port), None, int(max_upload_mb * 1_000_000), verbose)
     except OSError as err:
         raise ValueError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
     try:
         door = server.door = Door(db_path, metric=metric, threshold=threshold, detect_side=detect_side,
-                                  max_batch=max_batch)
+                                  max_batch=max_batch, batch_wait=batch_wait_ms / 1000)
     except BaseException:
         server.server_close()
         raise

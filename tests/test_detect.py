@@ -10,7 +10,7 @@ from PIL import Image
 
 from fr_utils.align import (CROP_RESAMPLE, MARGIN_FRACTION, align_face, align_faces, crop_box, crop_name,
                             crop_region, margin_pixels)
-from fr_utils.detect import KEYPOINTS, detect_faces, get_detector, largest_face
+from fr_utils.detect import KEYPOINTS, detect_faces, detect_faces_many, get_detector, largest_face
 from fr_utils.draw import draw_faces
 from fr_utils.data import cast_dir
 from fr_utils.images import RESAMPLE_FILTERS, FaceImageError, load_image, resize_region
@@ -111,6 +111,39 @@ def test_one_pixel_file_gives_no_face(tmp_path):
     Image.new("RGB", (1, 1), (10, 20, 30)).save(p)
     assert detect_faces(p) == []
     assert detect_faces(p.read_bytes()) == []
+
+
+def test_photos_detected_together_give_each_photo_its_own_faces(tmp_path):
+    """detect_faces_many batches photos of one analysed size through MTCNN: the answer for each
+    photo is detect_faces's, with photos of other sizes, without a face, and too small among them."""
+    def at(path, size):
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB").resize(size, Image.BILINEAR))
+
+    photos = [at(path, (640, 640)) for path in PEOPLE[:3]]  # one size: one MTCNN pass for the three
+    photos += [at(NO_FACE, (640, 640)), at(TWO_FACES, (480, 360)), HOPPER, np.zeros((8, 8, 3), np.uint8),
+               np.full((640, 640, 3), 200, np.uint8)]
+    together = detect_faces_many(photos)
+    alone = [detect_faces(photo) for photo in photos]
+    assert len(together) == len(photos)
+    assert [[f["box"] for f in faces] for faces in together] == [[f["box"] for f in faces] for faces in alone]
+    assert [len(faces) for faces in together] == [1, 1, 1, 0, 2, 1, 0, 0]
+    for faces, single in zip(together, alone):
+        for f, g in zip(faces, single):
+            assert f["keypoints"] == g["keypoints"]
+            assert abs(f["confidence"] - g["confidence"]) < 1e-5
+    assert detect_faces_many([]) == []
+    # and they are what the mtcnn package's own detect_faces reports for each analysed image
+    from fr_utils.detect import MAX_SIDE, _downscaled, _run_stages
+
+    detector = get_detector()
+    for photo in photos[:5]:
+        small = _downscaled(np.asarray(photo) if not isinstance(photo, Path) else load_image(photo), MAX_SIDE)[0]
+        assert _run_stages(detector, [small], 20) == [detector.detect_faces(small, min_face_size=20)]
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a photo")
+    with pytest.raises(FaceImageError, match="broken.jpg"):
+        detect_faces_many([HOPPER, bad])
 
 
 def test_unreadable_input_raises_face_image_error(tmp_path):

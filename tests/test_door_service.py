@@ -169,6 +169,39 @@ def test_the_service_answers_refuses_bad_requests_and_keeps_serving(service, tmp
         t.join(timeout=300)
     assert answers == ["OPEN"] * 8
 
+    # concurrent requests found and encoded together (one batch) each get their own answer: a bad
+    # photo, a photo without a face or of another size spoils nothing for the others
+    from PIL import Image
+
+    big = io.BytesIO()
+    with Image.open(OBAMA[1]) as img:
+        img.convert("RGB").resize((500, 500)).save(big, "JPEG", quality=90)
+    mixed = [  # (path, body, expected status, what the answer must say)
+        ("/verify?name=Barack_Obama", OBAMA[1].read_bytes(), 200, "OPEN"),
+        ("/verify?name=Barack_Obama", big.getvalue(), 200, "OPEN"),
+        ("/verify?name=Grace_Hopper", COLLINS.read_bytes(), 200, "CLOSED"),
+        ("/identify", OBAMA[2].read_bytes(), 200, "Barack_Obama"),
+        ("/identify", NO_FACE.read_bytes(), 422, "no face found"),
+        ("/verify?name=Barack_Obama", truncated, 400, "truncated or corrupt image"),
+        ("/verify?name=Nobody", HOPPER.read_bytes(), 404, "'Nobody' is not enrolled"),
+    ] * 2
+    got: dict = {}
+    start = threading.Barrier(len(mixed))
+
+    def ask(i, path, data):
+        start.wait()
+        got[i] = request(service, "POST", path, data)
+
+    threads = [threading.Thread(target=ask, args=(i, path, data)) for i, (path, data, _, _) in enumerate(mixed)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    for i, (path, _, code, says) in enumerate(mixed):
+        status, body = got[i]
+        assert status == code and says in (body.get("decision"), body.get("name"), body.get("error", "")) \
+            or says in body.get("error", ""), (path, status, body)
+
     status, body = request(service, "GET", "/people")
     assert status == 200 and [(p["name"], p["embeddings"]) for p in body["people"]] == [
         ("Barack_Obama", 1), ("Grace_Hopper", 1)]  # the refused photos stored nothing
@@ -322,3 +355,15 @@ def cli_err(*argv) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = facedoor([str(a) for a in argv])
     return code, out.getvalue(), err.getvalue()
+
+
+def test_bad_service_options_fail_at_once_naming_the_option(tmp_path):
+    """facedoor serve checks its options before loading anything: exit 2, the option and its range."""
+    db = tmp_path / "door.db"
+    for option, value, message in [("--batch-wait", "-1", "--batch-wait must be between 0 and 1000 (milliseconds), got -1"),
+                                   ("--batch-wait", "5000", "--batch-wait must be between 0 and 1000"),
+                                   ("--max-batch", "0", "--max-batch must be between 1 and 256, got 0"),
+                                   ("--detect-side", "20", "--detect-side must be between 48 and 4096")]:
+        code, _, error = cli("--db", db, "serve", option, value)
+        assert code == 2 and message in error, (option, value, error)
+    assert not db.exists()

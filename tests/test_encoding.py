@@ -7,7 +7,7 @@ import pytest
 
 import fr_utils
 from fr_utils.data import cast_dir
-from fr_utils.encoding import encode_faces, encode_images, face_crop, img_to_encoding, inference_function, preprocess
+from fr_utils.encoding import encode_faces, encode_images, face_crop, face_crops, img_to_encoding, inference_function, preprocess
 from fr_utils.images import FaceImageError, NoFaceError, fixed_image_standardization, prewhiten
 
 
@@ -152,6 +152,23 @@ def test_detect_false_takes_the_image_as_a_crop(facenet, cast_photos):
     )
     # the whole photo taken as a crop is a different (worse) input
     assert np.linalg.norm(img_to_encoding(cast_photos[0], facenet, detect=False) - img_to_encoding(crop, facenet, detect=False)) > 0.05
+
+
+def test_face_crops_give_each_photo_its_crop_or_its_own_error(cast_photos):
+    """Photos cropped together (the service's batch): each good photo gets face_crop's crop, each
+    bad one the error face_crop raises for it, naming it, and the others are unaffected."""
+    no_face = OTHER / "no_face_coffee.jpg"
+    photos = [cast_photos[0], no_face, cast_photos[1].read_bytes(), b"not a photo", cast_photos[2]]
+    crops = face_crops(photos)
+    assert len(crops) == 5
+    for i in (0, 2, 4):
+        np.testing.assert_array_equal(crops[i], face_crop(photos[i]))
+    assert isinstance(crops[1], NoFaceError) and str(crops[1]).startswith(f"{no_face}: no face found")
+    assert isinstance(crops[3], FaceImageError) and not isinstance(crops[3], NoFaceError)
+    with pytest.raises(FaceImageError) as alone:
+        face_crop(b"not a photo")
+    assert str(crops[3]) == str(alone.value)
+    np.testing.assert_array_equal(face_crops([cast_photos[0]], max_side=160)[0], face_crop(cast_photos[0], max_side=160))
 
 
 def test_batch_nan_rows_for_photos_without_a_face(facenet, cast_photos):
