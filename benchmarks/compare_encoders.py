@@ -98,7 +98,7 @@ def lfw(model, lfw_dir: Path, pairs_file: Path, published: bool) -> dict:
     pairs = read_pairs(pairs_file, lfw_dir)
     files = list(dict.fromkeys([p.path_a for p in pairs] + [p.path_b for p in pairs]))
     start = time.perf_counter()
-    emb = embed_files(files, model, flip=published, face="central" if published else "largest",
+    emb = embed_files(files, model, flip=published, face="central" if published else "main",
                       min_confidence=0.8 if published else 0.9, progress=False)
     row = {f: i for i, f in enumerate(files)}
     a, b = emb[[row[p.path_a] for p in pairs]], emb[[row[p.path_b] for p in pairs]]

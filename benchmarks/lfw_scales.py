@@ -1,12 +1,12 @@
 """LFW accuracy of the plain door pipeline with the photos at 0.5x, 1x, 2x and 3x their size.
 
     FR_DATASETS=../shared/datasets python benchmarks/lfw_scales.py [--model NAME] [--folds K | --folds 1,2,5-7]
-        [--scales 0.5,1,2,3] [--min-confidence C] [--face largest|central] [--cache-dir DIR]
+        [--scales 0.5,1,2,3] [--min-confidence C] [--face main|largest|central] [--cache-dir DIR]
 
 Each image of LFW ``pairs.txt`` (250 x 250) is resized by the scale (bicubic:
 125, 250, 500 and 750 px) and goes through the door's pipeline: MTCNN with the
 defaults of ``fr_utils.detect`` (every photo analysed at ``MAX_SIDE`` px),
-the largest face (``--face``), the box crop of ``fr_utils.align.crop_box``
+the door's face (``--face``, default ``main``: ``fr_utils.detect.choose_main``), the crop of ``fr_utils.align.crop_region``
 (its margin a fraction of the box), the encoder, plain L2 distance, no flip,
 no mean subtraction; the 10-fold protocol of ``python -m fr_utils.evaluate lfw``
 (threshold chosen on the other folds). Prints, per scale, the images where a
@@ -67,6 +67,7 @@ def _folds(text: str) -> list[int]:
 
 
 def main() -> int:
+    from fr_utils.embedding_cache import FACE_CHOICES
     from fr_utils.weights import MODEL_NAME, MODELS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -75,8 +76,8 @@ def main() -> int:
                         help="the first K folds of pairs.txt (1..10, default 10), or a list such as 1,2,5-7")
     parser.add_argument("--scales", type=_scales, default=[0.5, 1.0, 2.0, 3.0],
                         help="photo sizes, as factors (default 0.5,1,2,3)")
-    parser.add_argument("--face", choices=("largest", "central"), default="largest",
-                        help="which face of a photo with several (default largest, the door's rule)")
+    parser.add_argument("--face", choices=FACE_CHOICES, default="main",
+                        help="which face of a photo with several (default main, the door's rule)")
     parser.add_argument("--min-confidence", type=float, default=None,
                         help="MTCNN confidence (default fr_utils.detect.MIN_CONFIDENCE)")
     parser.add_argument("--lfw-dir", type=Path, default=None)

@@ -8,7 +8,7 @@ loads on first use)::
     encode_images(images, model)    many photos or crops -> (n, 128), batched
     embed_files(paths)              many photo files -> (n, 128), cached on disk (NaN rows: no face)
     detect_faces(image)             MTCNN: every face's box, confidence and keypoints, largest first
-    face_crop(image)                the largest face of a photo, cropped as the encoder expects (160x160)
+    face_crop(image)                the face of a photo (the door's), cropped as the encoder expects (160x160)
     align_face(image, face)         one detected face cropped as the encoder expects
     load_image(path_or_bytes)       RGB uint8 (H, W, 3), FaceImageError on bad input
     fixed_image_standardization(x)  the 512-number encoder's input standardisation, (x - 127.5) / 128

@@ -10,8 +10,9 @@ give the same answers in one call, for exercises and for people used to
     compare_faces(known, candidate)     which of them match, (n,) bool
 
 An image is a path, the file's bytes, an RGB array or a Pillow image; its
-largest face is found with MTCNN and encoded by the one batch encoder
-(:func:`fr_utils.encoding.encode_batch`, through ``encode_faces``), so a photo
+face is found with MTCNN (the largest, or the most central of faces about as large:
+:func:`fr_utils.detect.choose_main`) and encoded by the one batch encoder
+(:func:`fr_utils.encoding.encode_batch`), so a photo
 gives here the embedding it gives everywhere else. Distances are
 :func:`fr_utils.matching.distances_to`'s, and everything decides with
 :func:`fr_utils.matching.is_match`: **a match is distance < threshold**, the
@@ -31,7 +32,7 @@ from typing import Mapping
 import numpy as np
 
 from fr_utils.errors import EmptyDatabaseError, NoFaceError, SkippedImagesWarning
-from fr_utils.images import describe, is_image_file
+from fr_utils.images import as_rgb_array, describe, is_image_file
 from fr_utils.matching import check_metric, check_threshold, default_threshold, distances_to, is_match
 from fr_utils.weights import is_pretrained, load_facenet, model_identity
 
@@ -58,18 +59,24 @@ def _threshold(model, metric: str, threshold: float | None) -> float:
     return default_threshold(metric)
 
 
-def _largest_face(image, model, detect: bool) -> tuple[np.ndarray, list[int] | None]:
-    """(embedding (d,), box [x, y, w, h]) of the largest face of one image, read once.
+def _door_face(image, model, detect: bool) -> tuple[np.ndarray, list[int] | None]:
+    """(embedding (d,), box [x, y, w, h]) of the door's face of one image (as ``img_to_encoding``
+    chooses it: :func:`fr_utils.detect.choose_main`), read once.
 
     ``detect=False`` takes the whole image as a face crop: its box is None."""
-    from fr_utils.encoding import encode_batch, encode_faces
+    from fr_utils.align import _cut_box
+    from fr_utils.detect import _faces_in, choose_main
+    from fr_utils.encoding import encode_batch
 
     if not detect:
         return encode_batch([image], model, detect=False, progress=False).embeddings[0], None
-    faces = encode_faces(image, model)
-    if not faces:
+    img = as_rgb_array(image)
+    face = choose_main(_faces_in(img), img.shape)
+    if face is None:
         raise NoFaceError(f"{describe(image)}: no face found. If it is already a face crop, pass detect=False.")
-    return faces[0]["embedding"], [int(v) for v in faces[0]["box"]]
+    size = int(model.input_shape[1])
+    embedding = encode_batch([img], model, crop=lambda rgb: _cut_box(rgb, face, size), progress=False).embeddings[0]
+    return embedding, [int(v) for v in face["box"]]
 
 
 def _as_matrix(known, what: str = "known_encodings") -> np.ndarray:
@@ -155,7 +162,7 @@ def compare_faces(known_encodings, candidate, tolerance: float | None = None,
 
 def verify(img1, img2, model=None, *, metric: str = "euclidean", threshold: float | None = None,
            detect: bool = True) -> dict:
-    """Are the largest faces of two images the same person? (1:1, in one call)
+    """Are the faces of two images (each one's door face) the same person? (1:1, in one call)
 
     Args:
         img1, img2: paths, bytes, RGB arrays or Pillow images.
@@ -177,7 +184,7 @@ def verify(img1, img2, model=None, *, metric: str = "euclidean", threshold: floa
     check_metric(metric)
     threshold = _threshold(model, metric, threshold)
     model = _model(model)
-    (a, box1), (b, box2) = _largest_face(img1, model, detect), _largest_face(img2, model, detect)
+    (a, box1), (b, box2) = _door_face(img1, model, detect), _door_face(img2, model, detect)
     distance = float(distances_to(a[None], b, metric)[0])
     return {
         "verified": bool(is_match(distance, threshold)),
@@ -214,7 +221,7 @@ def _mapping_photos(people: Mapping) -> list[tuple[str, object]]:
 
 def find(img, database_or_folder, model=None, *, metric: str | None = None, threshold: float | None = None,
          k: int | None = None, detect: bool = True) -> list[dict]:
-    """Who is the largest face of ``img``? Everyone known, nearest first (1:K, in one call).
+    """Who is the face of ``img`` (its door face)? Everyone known, nearest first (1:K, in one call).
 
     Args:
         img: a path, bytes, RGB array or Pillow image.
@@ -257,7 +264,7 @@ def find(img, database_or_folder, model=None, *, metric: str | None = None, thre
         threshold = db.threshold if threshold is None else check_threshold(threshold)
         if len(db) == 0:
             raise EmptyDatabaseError(f"{db.name}: no one is enrolled yet (enrol someone first)")
-        embedding, box = _largest_face(img, db.model, detect)
+        embedding, box = _door_face(img, db.model, detect)
         ranked = [(name, d, None) for name, d in db.nearest(embedding, k=len(db))]
     else:
         metric = check_metric(metric or "euclidean")
@@ -275,7 +282,7 @@ def find(img, database_or_folder, model=None, *, metric: str | None = None, thre
                 f"got {type(database_or_folder).__name__}"
             )
         model = _model(model)
-        embedding, box = _largest_face(img, model, detect)
+        embedding, box = _door_face(img, model, detect)
         encoded = encode_batch([p for _, p in photos], model, detect=detect, on_bad="skip", progress=False)
         if encoded.skipped:
             listing = "; ".join(f"{name}: {why}" for _, name, why in encoded.skipped)

@@ -10,7 +10,7 @@
         db.identify("photo.jpg")                         # (name or None, distance)
 
 How a photo is compared. Each photo is encoded as ``fr_utils.img_to_encoding``
-does (MTCNN, the largest face, a margin proportional to its box, 160x160), giving a (128,) unit
+does (MTCNN, the door's face: the largest, or the most central of faces about as large; a margin proportional to its box, 160x160), giving a (128,) unit
 vector. A person may have several embeddings (several photos); the **distance
 to a person is the smallest distance to any of their embeddings**. Two metrics:
 
@@ -584,7 +584,7 @@ class FaceDatabase:
             name: the person's name (see :func:`check_name`).
             images: one image (a path, bytes, RGB array or Pillow image), a list of
                 them, or a folder of that person's photos (its image files, sorted).
-                Each photo's largest face is encoded (``img_to_encoding``'s pipeline).
+                Each photo's face (the door's, as ``img_to_encoding`` chooses it) is encoded (``img_to_encoding``'s pipeline).
             batch_size: images encoded and committed together: a process killed
                 during a bulk enrol keeps every batch committed before.
             progress: show a progress bar (True), or not.
@@ -796,7 +796,7 @@ class FaceDatabase:
         return float(distances_to(stored, self._embedding(embedding), self.metric).min())
 
     def encode(self, image) -> np.ndarray:
-        """The embedding (d,) of the largest face of a photo, with this database's model
+        """The embedding (d,) of the face of a photo (``img_to_encoding``'s choice), with this database's model
         (``fr_utils.img_to_encoding``). NoFaceError / FaceImageError name the file."""
         from fr_utils.encoding import img_to_encoding
 
@@ -804,7 +804,7 @@ class FaceDatabase:
         return img_to_encoding(image, self.model)[0]
 
     def verify(self, image, name: str) -> tuple[float, bool]:
-        """Is the largest face of ``image`` the person ``name``? (1:1, the door with a badge)
+        """Is the face of ``image`` (``img_to_encoding``'s) the person ``name``? (1:1, the door with a badge)
 
         Args:
             image: a path, bytes, RGB array (H, W, 3) or Pillow image of a photo.
@@ -820,7 +820,7 @@ class FaceDatabase:
         return d, bool(is_match(d, self.threshold))
 
     def identify(self, image) -> tuple[str | None, float]:
-        """Who is the largest face of ``image``? (1:K, the door without a badge)
+        """Who is the face of ``image`` (``img_to_encoding``'s)? (1:K, the door without a badge)
 
         Returns:
             ``(name, distance)`` of the nearest enrolled person, or ``(None, distance)``

@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("enroll", "add photos of NAME (creates the person and the database if needed)")
     p.add_argument("name", metavar="NAME")
     p.add_argument("images", nargs="+", metavar="IMAGE|DIR",
-                   help="photos, or folders of photos; each photo's largest face is used")
+                   help="photos, or folders of photos; each photo's face is used (the largest, or the most central of faces about as large)")
     p.add_argument("--strict", action="store_true",
                    help="refuse (exit 2) a photo that matches another enrolled person, or a look-alike name")
     p = command("enroll-tree", "enrol every ROOT/<name>/ folder of photos as <name>")
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", metavar="IMAGE")
     p = command("identify", "who is in each IMAGE? prints the name, or 'unknown', and the distance")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--all", action="store_true", help="every face in the photo, not only the largest")
+    p.add_argument("--all", action="store_true", help="every face in the photo, not only the door's")
     command("list", "list the people enrolled and how many photos each has")
     p = command("remove", "delete NAME and all their embeddings")
     p.add_argument("name", metavar="NAME")

@@ -51,7 +51,7 @@ from fr_utils.weights import load_facenet, model_identity, sha256_file
 ALIGNMENTS = ("box", "similarity")
 
 #: Which face of a photo with several :func:`embed_files` embeds.
-FACE_CHOICES = ("largest", "central")
+FACE_CHOICES = ("main", "largest", "central")
 
 #: Chunks written per this many newly computed files (what an interruption may lose at most).
 CHUNK_SIZE = 256
@@ -266,15 +266,27 @@ def _aligner(alignment: str) -> Callable[[np.ndarray, dict, int], np.ndarray]:
     raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
 
 
-def _detect(img: np.ndarray) -> list[dict]:
-    """Every face the detector reports in a checked RGB image, as JSON-ready dicts."""
-    from fr_utils.detect import _faces_in
+#: Photos detected together (one MTCNN pass for those of one size: LFW's all are 250 x 250).
+_DETECT_BATCH = 8
 
-    return [
-        {"box": [int(v) for v in f["box"]], "confidence": float(f["confidence"]),
-         "keypoints": {k: [int(p[0]), int(p[1])] for k, p in f["keypoints"].items()}}
-        for f in _faces_in(img, min_confidence=0.0)
-    ]
+
+def _detect_many(imgs: Sequence[np.ndarray]) -> list[list[dict]]:
+    """Every face the detector reports in each checked RGB image, as JSON-ready dicts (the photos
+    of one size go through MTCNN together: :func:`fr_utils.detect.detect_faces_many`)."""
+    from fr_utils.detect import _faces_in_many
+
+    return [[{"box": [int(v) for v in f["box"]], "confidence": float(f["confidence"]),
+              "keypoints": {k: [int(p[0]), int(p[1])] for k, p in f["keypoints"].items()}} for f in faces]
+            for faces in _faces_in_many(imgs, min_confidence=0.0)]
+
+
+def _detect_missing(store, keys: Sequence[str], indices: Sequence[int], read: Callable[[int], np.ndarray]) -> None:
+    """Detect the photos ``indices`` whose key ``store`` lacks, :data:`_DETECT_BATCH` at a time."""
+    todo = list({keys[i]: i for i in indices if keys[i] not in store.entries}.values())
+    for start in range(0, len(todo), _DETECT_BATCH):
+        batch = todo[start : start + _DETECT_BATCH]
+        for i, faces in zip(batch, _detect_many([read(i) for i in batch])):
+            store.add(keys[i], faces)
 
 
 class _Reader:
@@ -331,28 +343,45 @@ def detect_files(
     todo = [i for i, k in enumerate(keys) if k not in store.entries]
     with progress_bar(len(todo), progress, "detecting") as bar:
         try:
-            for i in todo:
-                if keys[i] not in store.entries:
-                    store.add(keys[i], _detect(scaled(load_image(paths[i]), scale)))
+            for start in range(0, len(todo), _DETECT_BATCH):
+                batch = todo[start : start + _DETECT_BATCH]
+                _detect_missing(store, keys, batch, lambda i: scaled(load_image(paths[i]), scale))
                 if len(store.pending) >= CHUNK_SIZE:
                     store.flush()
-                bar.update(1)
+                bar.update(len(batch))
         finally:
             store.flush()
     return [_confident(store.entries[k], min_confidence) for k in keys]
 
 
-def choose_face(faces: Sequence[dict], image_shape: Sequence[int], rule: str = "largest") -> dict:
+def _needs_shape(faces: Sequence[dict], rule: str) -> bool:
+    """Whether choosing among ``faces`` by ``rule`` needs the photo's size (else: the largest face)."""
+    if len(faces) <= 1 or rule == "largest":
+        return False
+    if rule == "main":  # only when another face is about as large as the largest
+        from fr_utils.detect import MAIN_FACE_SHARE
+
+        area = faces[0]["box"][2] * faces[0]["box"][3]
+        return any(f["box"][2] * f["box"][3] >= MAIN_FACE_SHARE * area for f in faces[1:])
+    return True
+
+
+def choose_face(faces: Sequence[dict], image_shape: Sequence[int], rule: str = "main") -> dict:
     """The face to embed among a photo's detections (at least one).
 
-    ``"largest"``: the largest box, as :func:`fr_utils.img_to_encoding` does.
-    ``"central"``: the box maximising its area minus twice the squared distance
+    ``"main"``: the door's face, as :func:`fr_utils.img_to_encoding` chooses it
+    (:func:`fr_utils.detect.choose_main`: the largest box, or the most central of boxes
+    about as large). ``"largest"``: the largest box. ``"central"``: the box maximising its area minus twice the squared distance
     (in pixels) from its centre to the photo's centre, the rule of Sandberg's
     ``align_dataset_mtcnn.py``, which made the crops the published LFW figure
     was measured on (LFW photos are centred on the person they are labelled with).
     """
     if rule == "largest":
         return faces[0]
+    if rule == "main":
+        from fr_utils.detect import choose_main
+
+        return choose_main(faces, image_shape)
     if rule != "central":
         raise ValueError(f"face must be one of {FACE_CHOICES}, got {rule!r}")
     cy, cx = image_shape[0] / 2.0, image_shape[1] / 2.0
@@ -372,14 +401,14 @@ def embed_files(
     flip: bool = False,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
-    face: str = "largest",
+    face: str = "main",
     min_confidence: float | None = None,
     scale: float = 1.0,
 ) -> np.ndarray:
-    """Embed the largest face of each photo file, with an on-disk cache.
+    """Embed the face of each photo file (the door's, as ``img_to_encoding``), with an on-disk cache.
 
     Each photo goes through MTCNN (:func:`fr_utils.detect.detect_faces`); its
-    largest face (or see ``face``) is cropped (``alignment="box"``: the box plus
+    face (``face="main"``, :func:`fr_utils.detect.choose_main`; or see ``face``) is cropped (``alignment="box"``: the box plus
     its margin, :func:`fr_utils.align.crop_region`, as :func:`fr_utils.encode_images`
     does, so the rows equal ``encode_images(paths)``; ``"similarity"``: see
     :func:`fr_utils.align.align_similarity`), resized to the model's input
@@ -397,8 +426,9 @@ def embed_files(
         cache_dir: the cache's folder; default ``$FR_CACHE_DIR/embeddings`` or
             ``~/.cache/fr_utils/embeddings``.
         progress: show a progress bar over the files not yet cached.
-        face: which face of a photo with several: ``"largest"`` (default) or
-            ``"central"`` (see :func:`choose_face`).
+        face: which face of a photo with several: ``"main"`` (default, the door's:
+            as :func:`fr_utils.img_to_encoding` chooses), ``"largest"`` or ``"central"``
+            (see :func:`choose_face`).
         min_confidence: faces MTCNN is less sure of are ignored (default
             :data:`fr_utils.detect.MIN_CONFIDENCE`, as :func:`fr_utils.detect.detect_faces`;
             the package reports none below 0.8).
@@ -432,7 +462,7 @@ def embed_files(
             f"{'flip' if flip else 'noflip'}{_scale_suffix(scale)}")
     embeddings = _EmbeddingStore(root / name, dim)
 
-    # One row per (file, face box): "largest" and "central" share the rows where they agree.
+    # One row per (file, face box): the rules share the rows where they agree.
     rows: list[str | None] = [None] * len(paths)
 
     def row_key(i: int, chosen: dict) -> str:
@@ -441,7 +471,7 @@ def embed_files(
     work = []  # files to read: not yet detected, or not yet embedded
     for i, key in enumerate(keys):
         faces = _confident(detections.entries[key], min_confidence) if key in detections.entries else None
-        if faces is not None and (face == "largest" or len(faces) <= 1):
+        if faces is not None and not _needs_shape(faces, face):
             rows[i] = row_key(i, faces[0]) if faces else None
             if rows[i] is None or rows[i] in embeddings.entries:
                 continue
@@ -453,14 +483,12 @@ def embed_files(
                 chunk = work[start : start + CHUNK_SIZE]
                 read = _Reader(paths, keys, scale)  # each file of the chunk read and checked once
                 todo: dict[str, tuple[int, dict]] = {}
+                _detect_missing(detections, keys, chunk, read)
                 for i in chunk:
-                    if keys[i] not in detections.entries:
-                        detections.add(keys[i], _detect(read(i)))
                     faces = _confident(detections.entries[keys[i]], min_confidence)
                     if not faces:
                         continue
-                    chosen = faces[0] if face == "largest" or len(faces) == 1 else \
-                        choose_face(faces, read(i).shape, face)
+                    chosen = choose_face(faces, read(i).shape, face) if _needs_shape(faces, face) else faces[0]
                     rows[i] = row_key(i, chosen)
                     if rows[i] not in embeddings.entries:
                         todo.setdefault(rows[i], (i, chosen))

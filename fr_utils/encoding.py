@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from fr_utils.align import _cut_box
-from fr_utils.detect import _faces_in, _faces_in_many
+from fr_utils.detect import _faces_in, _faces_in_many, choose_main
 from fr_utils.errors import FaceImageError, NoFaceError
 from fr_utils.images import (ImageSource, as_rgb_array, describe, fixed_image_standardization, prewhiten, resize,
                              unit_range)
@@ -209,7 +209,10 @@ def preprocess(image: ImageSource, size: int = 160, *, model=None) -> np.ndarray
 
 def face_crop(image: ImageSource, margin: float | None = None, size: int = 160, *,
               max_side: int | None = None) -> np.ndarray:
-    """The largest face of a photo, detected with MTCNN and cropped as the encoder expects.
+    """The door's face of a photo, detected with MTCNN and cropped as the encoder expects.
+
+    Which face: the largest, unless others are about as large; then the most central of
+    those (:func:`fr_utils.detect.choose_main`; a photo with one face: that face).
 
     The one crop of the project, :func:`fr_utils.align.crop_region`: the box
     widened by :data:`fr_utils.align.MARGIN_FRACTION` of its mean side
@@ -229,7 +232,7 @@ def face_crop(image: ImageSource, margin: float | None = None, size: int = 160, 
     faces = _faces_in(img) if max_side is None else _faces_in(img, max_side=max_side)
     if not faces:
         raise _no_face(image)
-    return _cut_box(img, faces[0], size=size, margin=margin)
+    return _cut_box(img, choose_main(faces, img.shape), size=size, margin=margin)
 
 
 def _no_face(image) -> NoFaceError:
@@ -260,7 +263,7 @@ def face_crops(images: Sequence[ImageSource], margin: float | None = None, size:
             out[i] = err
     found = _faces_in_many(imgs) if max_side is None else _faces_in_many(imgs, max_side=max_side)
     for i, img, faces in zip(rows, imgs, found):
-        out[i] = _cut_box(img, faces[0], size=size, margin=margin) if faces else _no_face(images[i])
+        out[i] = _cut_box(img, choose_main(faces, img.shape), size=size, margin=margin) if faces else _no_face(images[i])
     return out
 
 
@@ -331,8 +334,8 @@ def encode_batch(
         images: the images (paths, bytes, RGB arrays, Pillow images), or whatever
             ``crop`` takes.
         model: the encoder; ``fr_utils.load_facenet()`` when omitted.
-        detect, margin: as in :func:`img_to_encoding`: the largest face found by
-            MTCNN plus its margin (:func:`fr_utils.align.crop_region`; ``margin``: pixels
+        detect, margin: as in :func:`img_to_encoding`: the door's face found by
+            MTCNN (:func:`fr_utils.detect.choose_main`) plus its margin (:func:`fr_utils.align.crop_region`; ``margin``: pixels
             instead of the proportional default) (``detect=True``), or the whole image taken
             as a face crop (``detect=False``).
         crop: instead of ``detect``: a function from one item to its (H, W, 3)
@@ -395,8 +398,9 @@ def img_to_encoding(image: ImageSource, model=None, *, detect: bool = True,
     """Encode the face in one image.
 
     How it decides what to encode: with ``detect=True`` (the default) the image is
-    treated as a photo: MTCNN finds the faces, the largest one is cropped with a
-    margin around its box proportional to the box (Sandberg's LFW crop at any
+    treated as a photo: MTCNN finds the faces, the largest one (or, when others are
+    about as large, the most central of them: :func:`fr_utils.detect.choose_main`)
+    is cropped with a margin around its box proportional to the box (Sandberg's LFW crop at any
     photo size, :func:`fr_utils.align.crop_region`) and encoded. With
     ``detect=False`` the whole image is taken as an already-cropped face (an
     LFW-style crop or the output of ``align_face``) and only resized.

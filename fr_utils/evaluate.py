@@ -507,8 +507,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="box: MTCNN box + a margin of 0.30 of its side, Sandberg's LFW crop at any size "
                             "(default); similarity: 5-point similarity transform")
         p.add_argument("--face", choices=FACE_CHOICES, default=None,
-                       help="which face of a photo with several: largest (default; --published: central, "
-                            "Sandberg's rule: large and near the centre)")
+                       help="which face of a photo with several: main (default, the door's: the largest, or the most "
+                            "central of faces about as large); largest; central (--published: Sandberg's rule, "
+                            "large and near the centre)")
         p.add_argument("--min-confidence", type=float, default=None,
                        help=f"ignore faces MTCNN is less sure of (default {MIN_CONFIDENCE:g}; --published: 0.8, the lowest the "
                             "mtcnn package reports, nearest to the 0.7 of Sandberg's alignment script)")
@@ -551,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         args.flip, args.subtract_mean, args.metric = True, True, "cosine"
         args.face = args.face or "central"
         args.min_confidence = 0.8 if args.min_confidence is None else args.min_confidence
-    args.face = args.face or "largest"
+    args.face = args.face or "main"
     args.min_confidence = MIN_CONFIDENCE if args.min_confidence is None else args.min_confidence
     try:
         if args.command == "lfw":

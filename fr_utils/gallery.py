@@ -43,7 +43,7 @@ def face_thumbnails(images: Sequence[ImageSource], size: int = 64, *, detect: bo
     Args:
         images: n paths, bytes or RGB arrays (H, W, 3).
         size: side of each thumbnail, in pixels.
-        detect: crop the largest face found by MTCNN (the crop the encoder sees);
+        detect: crop the face found by MTCNN (the door's: fr_utils.detect.choose_main) (the crop the encoder sees);
             a photo without a face is shown whole, resized. ``False``: resize the
             images as they are (they are crops already).
     Returns:
@@ -230,7 +230,7 @@ def _finite(dist) -> np.ndarray:
 
 def face_row(images: Sequence[ImageSource], captions: Sequence[str], *, title: str | None = None,
              size: int = 96) -> Figure:
-    """One row of faces (the largest of each photo, as the encoder sees it), a caption under each.
+    """One row of faces (each photo's, as the encoder sees it), a caption under each.
 
     Args:
         images: n photos (paths, bytes or RGB arrays).
@@ -255,7 +255,7 @@ def face_row(images: Sequence[ImageSource], captions: Sequence[str], *, title: s
 
 
 def door_shots(shots: Sequence[tuple], *, title: str | None = None) -> Figure:
-    """Camera shots at the door: each photo with its largest face boxed, the door's answer above it.
+    """Camera shots at the door: each photo with its face boxed (the one the door encodes), the door's answer above it.
 
     Args:
         shots: ``(photo, answer, opened)`` each: a path, bytes or RGB array; the text to show
@@ -264,7 +264,7 @@ def door_shots(shots: Sequence[tuple], *, title: str | None = None) -> Figure:
     Raises:
         ValueError: no shots. FaceImageError: a photo cannot be read (named).
     """
-    from fr_utils.detect import largest_face
+    from fr_utils.detect import main_face
     from fr_utils.draw import draw_faces
 
     if not len(shots):
@@ -272,7 +272,7 @@ def door_shots(shots: Sequence[tuple], *, title: str | None = None) -> Figure:
     fig = Figure(figsize=(3.4 * len(shots), 3.9), layout="constrained")
     for ax, (photo, answer, opened) in zip(np.atleast_1d(fig.subplots(1, len(shots))), shots):
         rgb = as_rgb_array(photo)
-        face = largest_face(rgb)
+        face = main_face(rgb)
         colour_ = "black" if opened is None else SAME_COLOUR if opened else DIFFERENT_COLOUR
         box = tuple(round(255 * c) for c in to_rgb(colour_))
         ax.imshow(draw_faces(rgb, [face], labels=[None], keypoints=False, colours=[box]) if face else rgb)

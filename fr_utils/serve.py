@@ -179,7 +179,7 @@ class Door:
         self.db.close()
 
     def _encode(self, batch: list) -> None:
-        """Encode the largest face of each job's photo (one model call for all), then run each job's
+        """Encode the face of each job's photo (``img_to_encoding``'s) (one model call for all), then run each job's
         ``then(db, embedding)``; every failure goes back to its own request."""
         import numpy as np
 
@@ -267,7 +267,7 @@ class Door:
         return self._wait(("call", self._settings(fn, metric, threshold), {}, threading.Event()))
 
     def encode_then(self, data: bytes, then, metric: str | None = None, threshold: float | None = None):
-        """``then(db, embedding)`` for the largest face of the photo ``data``, in the worker thread.
+        """``then(db, embedding)`` for the face of the photo ``data`` (``img_to_encoding``'s), in the worker thread.
 
         The photo is decoded here, in the request's thread (while the worker runs the networks),
         then encoded as ``img_to_encoding`` does; requests waiting at the same time are detected
@@ -377,7 +377,7 @@ def verify_embedding(db, name: str, embedding) -> dict:
 
 
 def identify_answer(db, embedding) -> dict:
-    """:func:`answer_identify` (the largest face) for a face already encoded."""
+    """:func:`answer_identify` (the door's face) for a face already encoded."""
     if len(db) == 0:
         raise EmptyDatabaseError(f"{db.name}: no one is enrolled yet (enrol someone first: POST /enroll?name=NAME)")
     nearest, distance = db.nearest(embedding)[0]

@@ -28,5 +28,5 @@ def _encoding(path: str) -> np.ndarray:
 
 
 def encoding(path) -> np.ndarray:
-    """The (1, 128) float32 encoding of the largest face of the photo at ``path`` (the course's encoder)."""
+    """The (1, 128) float32 encoding of the face of the photo at ``path`` (``img_to_encoding``'s) (the course's encoder)."""
     return _encoding(str(Path(path).resolve()))

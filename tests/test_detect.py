@@ -10,7 +10,8 @@ from PIL import Image
 
 from fr_utils.align import (CROP_RESAMPLE, MARGIN_FRACTION, align_face, align_faces, crop_box, crop_name,
                             crop_region, margin_pixels)
-from fr_utils.detect import KEYPOINTS, detect_faces, detect_faces_many, get_detector, largest_face
+from fr_utils.detect import (KEYPOINTS, MAIN_FACE_SHARE, choose_main, detect_faces, detect_faces_many, get_detector,
+                             largest_face, main_face)
 from fr_utils.draw import draw_faces
 from fr_utils.data import cast_dir
 from fr_utils.images import RESAMPLE_FILTERS, FaceImageError, load_image, resize_region
@@ -144,6 +145,38 @@ def test_photos_detected_together_give_each_photo_its_own_faces(tmp_path):
     bad.write_bytes(b"not a photo")
     with pytest.raises(FaceImageError, match="broken.jpg"):
         detect_faces_many([HOPPER, bad])
+
+
+def test_the_door_takes_the_central_face_of_faces_about_as_large(facenet):
+    """Two people about the same size: the door encodes the one in the middle of the picture, even
+    when the one at the edge is a little larger; a face far smaller never wins; one face is that face."""
+    from fr_utils.encoding import face_crop, img_to_encoding
+
+    obama = PEOPLE[0]  # Barack_Obama_0001.jpg
+    canvas = Image.new("RGB", (1400, 640), (128, 128, 128))
+    with Image.open(obama) as left, Image.open(HOPPER) as centre:
+        canvas.paste(left.convert("RGB"), (0, 0))  # 512 x 640 at the left edge: his face a little larger
+        canvas.paste(centre.convert("RGB").resize((358, 420)), (521, 110))  # in the middle
+    photo = np.asarray(canvas)
+    faces = detect_faces(photo)
+    assert len(faces) == 2
+    big, middle = faces
+    assert big["box"][0] < 512 <= middle["box"][0]  # the largest is the left one
+    assert MAIN_FACE_SHARE * _area(big) <= _area(middle) < _area(big)
+    assert choose_main(faces, photo.shape) is middle and main_face(photo) == middle
+    assert choose_main(faces, photo.shape, share=0.99) is big  # "as large" stricter: the largest
+    hopper, obama_alone = img_to_encoding(HOPPER, facenet), img_to_encoding(obama, facenet)
+    door = img_to_encoding(photo, facenet)
+    assert np.linalg.norm(door - hopper) < 0.6 < np.linalg.norm(door - obama_alone)
+    np.testing.assert_array_equal(face_crop(photo), align_face(photo, middle))
+    # a face far smaller than the largest is never taken, however central (Hopper and Collins: 1/3 of the area)
+    two = load_image(TWO_FACES)
+    assert choose_main(detect_faces(two), two.shape) == detect_faces(two)[0] == main_face(TWO_FACES)
+    for path in PEOPLE:  # the cast's portraits: one face each, so the largest
+        assert main_face(path) == largest_face(path)
+    assert choose_main([], (10, 10, 3)) is None and main_face(NO_FACE) is None
+    with pytest.raises(ValueError, match="share must be in"):
+        choose_main(faces, photo.shape, share=0)
 
 
 def test_unreadable_input_raises_face_image_error(tmp_path):

@@ -287,8 +287,8 @@ def test_embed_files_matches_encode_images_and_caches(facenet512, photos, tmp_pa
     cache = tmp_path / "cache"
     counting = CountingModel(facenet)
     detections = []
-    real_detect = embedding_cache._detect
-    monkeypatch.setattr(embedding_cache, "_detect", lambda img: detections.append(1) or real_detect(img))
+    real_detect = embedding_cache._detect_many
+    monkeypatch.setattr(embedding_cache, "_detect_many", lambda imgs: detections.extend([1] * len(imgs)) or real_detect(imgs))
 
     first = embed_files(photos, counting, cache_dir=cache, progress=False)
     assert first.shape == (len(photos), 512)
@@ -392,6 +392,10 @@ def test_choose_face_rules():
     faces = [large_corner, small_central]
     assert embedding_cache.choose_face(faces, (200, 200, 3), "largest") is large_corner
     assert embedding_cache.choose_face(faces, (200, 200, 3), "central") is small_central
+    assert embedding_cache.choose_face(faces, (200, 200, 3), "main") is large_corner  # the other is 1/4 of its area
+    near_central = {"box": [80, 80, 30, 30]}  # 900 px: more than half of 1600, and central
+    assert embedding_cache.choose_face([large_corner, near_central], (200, 200, 3), "main") is near_central
+    assert embedding_cache.choose_face([large_corner, near_central], (200, 200, 3)) is near_central  # the default
     with pytest.raises(ValueError, match="face must be one of"):
         embedding_cache.choose_face(faces, (200, 200, 3), "leftmost")
 
