@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             return serve(db_path, host=args.host, port=args.port, max_upload_mb=args.max_upload,
                          metric=args.metric, threshold=args.threshold, verbose=args.verbose, prog=PROG,
                          detect_side=args.detect_side, max_batch=args.max_batch,
-                         batch_wait_ms=args.batch_wait)
+                         batch_wait_ms=args.batch_wait, precision=args.precision)
         if args.command == "enroll-tree" and not Path(args.root).is_dir():
             raise _InputError(f"{args.root}: not a folder (enroll-tree enrols each ROOT/<name>/ folder)")
         if args.command == "enroll":  # before the database file is created, and before TensorFlow loads

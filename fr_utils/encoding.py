@@ -41,12 +41,38 @@ PRECISION_ENV = "FR_ENCODER_PRECISION"
 _FLOAT32_HEAD = ("Dense", "BatchNormalization", "UnitNormalization", "InputLayer")
 
 
+#: What a precision may be asked as: one of :data:`PRECISIONS`, or ``"auto"`` (see :func:`encoder_precision`).
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+
+#: CPU features (Linux ``/proc/cpuinfo`` flags) that compute bfloat16 in hardware: AVX-512 BF16, AMX.
+_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def native_bfloat16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bfloat16 in hardware (x86 AVX-512 BF16 or AMX-BF16, read from
+    Linux's ``/proc/cpuinfo``; False where it cannot be read). Without them oneDNN emulates
+    bfloat16, slower than float32."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return bool(_BF16_FLAGS & set(line.partition(":")[2].split()))
+    except OSError:
+        pass
+    return False
+
+
 def encoder_precision(precision: str | None = None) -> str:
-    """``precision``, or ``$FR_ENCODER_PRECISION`` when it is None (default ``"float32"``), checked."""
+    """``precision``, or ``$FR_ENCODER_PRECISION`` when it is None (default ``"float32"``), checked.
+
+    ``"auto"``: ``"bfloat16"`` on a CPU that computes it in hardware (:func:`native_bfloat16`),
+    else ``"float32"`` (``facedoor serve``'s default). Returns ``"float32"`` or ``"bfloat16"``."""
     value = (os.environ.get(PRECISION_ENV) or "float32") if precision is None else precision
-    if value not in PRECISIONS:
+    if value not in PRECISION_CHOICES:
         where = f"${PRECISION_ENV}" if precision is None else "precision"
-        raise ValueError(f"{where} must be one of {', '.join(map(repr, PRECISIONS))}, got {value!r}")
+        raise ValueError(f"{where} must be one of {', '.join(map(repr, PRECISION_CHOICES))}, got {value!r}")
+    if value == "auto":
+        return "bfloat16" if native_bfloat16() else "float32"
     return value
 
 

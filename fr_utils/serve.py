@@ -100,10 +100,10 @@ def _message(err: BaseException) -> str:
 
 #: At most this many waiting requests' faces are encoded in one model call (see :meth:`Door.encode_then`).
 MAX_BATCH = 8
-#: Seconds the worker waits for more requests before a batch, once the last batch held several
-#: (so concurrent clients' requests, arriving a few ms apart, are detected and encoded together
-#: instead of in alternating batches of 1 and 3; a lone client never waits). Measured in
-#: docs/door.md ("Where the time goes").
+#: Seconds the worker waits, at most, for as many requests as its last batch held, when that was
+#: several: the clients it just answered send their next requests a few ms apart, and are then
+#: detected and encoded together instead of in alternating batches of 1 and 3. A lone client never
+#: waits. Measured in docs/door.md ("Where the time goes").
 BATCH_WAIT = 0.010
 _NOTHING = object()
 
@@ -155,11 +155,13 @@ class Door:
             following = _NOTHING
             if job[0] == "encode":  # every encoding request waiting (up to max_batch) in one model call
                 batch = [job]
-                # after a batch of several, wait up to batch_wait for the others' next requests
+                # after a batch of several, wait up to batch_wait for as many requests as it held
+                # (the clients it answered send their next ones), then take whatever else is waiting
                 deadline = time.monotonic() + (self.batch_wait if self._last_batch > 1 else 0.0)
                 while len(batch) < self.max_batch:
+                    wait = deadline - time.monotonic() if len(batch) < self._last_batch else 0.0
                     try:
-                        item = self._jobs.get(timeout=max(0.0, deadline - time.monotonic()))
+                        item = self._jobs.get(timeout=max(0.0, wait))
                     except queue.Empty:
                         break
                     if item is None or item[0] != "encode":
@@ -458,7 +460,7 @@ class DoorHandler(BaseHTTPRequestHandler):
                     sizes = list(door.batches)
                     body["encoder_batches"] = {str(n): sizes.count(n) for n in sorted(set(sizes))}
                 return 200, dict(body, database_path=os.path.realpath(door.db.name), pid=os.getpid(),
-                                 max_upload=self.server.max_upload)
+                                 max_upload=self.server.max_upload, precision=_precision())
             return 200, door.call(answer_people)
         metric = query.get("metric") or None
         threshold = query.get("threshold") or None
@@ -542,9 +544,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "faster and misses smaller faces: docs/door.md)")
     parser.add_argument("--max-batch", type=int, default=MAX_BATCH, metavar="N",
                         help=f"encode at most N waiting requests' faces in one model call (default {MAX_BATCH})")
+    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default=None,
+                        help="the encoder's arithmetic (default: $FR_ENCODER_PRECISION, else auto: bfloat16 on a CPU "
+                             "with AVX-512 BF16 or AMX, else float32; LFW verdicts measured alike: docs/door.md)")
     parser.add_argument("--batch-wait", type=float, default=BATCH_WAIT * 1000, metavar="MS",
-                        help=f"after a batch of several requests, wait up to MS milliseconds for more before the "
+                        help=f"after a batch of several requests, wait up to MS milliseconds for as many before the "
                              f"next (default {BATCH_WAIT * 1000:g}; 0: never wait; a lone client never waits)")
+
+
+def _precision() -> str:
+    from fr_utils.encoding import encoder_precision
+
+    return encoder_precision()
 
 
 def _interrupt(signum, frame) -> None:
@@ -554,11 +565,13 @@ def _interrupt(signum, frame) -> None:
 def serve(db_path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
           metric: str = "euclidean", threshold: float | None = None, verbose: bool = False, prog: str = "facedoor",
           ready=None, detect_side: int | None = None, max_batch: int = MAX_BATCH,
-          batch_wait_ms: float = BATCH_WAIT * 1000) -> int:
+          batch_wait_ms: float = BATCH_WAIT * 1000, precision: str | None = None) -> int:
     """Load the model, open the database, then answer requests until interrupted; returns an exit code.
 
     Prints ``<prog>: serving http://HOST:PORT/ ...`` on stderr once it answers (``ready(server)`` is
-    called then too). Raises what opening the database or loading the model raises."""
+    called then too). ``precision``: the encoder's arithmetic for the whole process (None:
+    ``$FR_ENCODER_PRECISION``, else ``"auto"``; see :func:`fr_utils.encoding.encoder_precision`).
+    Raises what opening the database or loading the model raises."""
     if not 0 < max_upload_mb <= 256:
         raise ValueError(f"--max-upload must be more than 0 and at most 256 (MB), got {max_upload_mb:g}")
     if not 0 <= port <= 65535:
@@ -569,6 +582,14 @@ def serve(db_path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, max_up
         raise ValueError(f"--max-batch must be between 1 and 256, got {max_batch}")
     if not 0 <= batch_wait_ms <= 1000:
         raise ValueError(f"--batch-wait must be between 0 and 1000 (milliseconds), got {batch_wait_ms:g}")
+    from fr_utils.encoding import PRECISION_CHOICES, PRECISION_ENV, encoder_precision
+
+    if precision is None:
+        precision = os.environ.get(PRECISION_ENV) or "auto"
+    if precision not in PRECISION_CHOICES:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}")
+    asked, precision = precision, encoder_precision(precision)
+    os.environ[PRECISION_ENV] = precision  # every encoder call of this process: requests, enrolments, warm-up
     try:  # the port first: a busy one fails at once, not after the model has loaded
         server = DoorServer((host, port), None, int(max_upload_mb * 1_000_000), verbose)
     except OSError as err:
@@ -581,8 +602,9 @@ def serve(db_path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, max_up
         raise
     bound_host, bound_port = server.server_address[:2]
     record = write_address(db_path, _client_url(bound_host, bound_port), server.max_upload, prog)
+    how = f"{precision}{' (auto)' if asked == 'auto' else ''}"
     print(f"{prog}: serving http://{bound_host}:{bound_port}/ (database {Path(db_path)}, {door.call(len)} people, "
-          f"model ready in {door.load_seconds:.1f} s; Ctrl-C stops)", file=sys.stderr, flush=True)
+          f"encoder {how}, model ready in {door.load_seconds:.1f} s; Ctrl-C stops)", file=sys.stderr, flush=True)
     if ready is not None:
         ready(server)
     if threading.current_thread() is threading.main_thread():  # SIGTERM (kill, systemd): stop as Ctrl-C does

@@ -30,15 +30,12 @@ COLLINS = PEOPLE / "Eileen_Collins" / "Eileen_Collins_0001.jpg"
 NO_FACE = other_photo("no_face_coffee.jpg")
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    """(host, port, database path) of a running ``facedoor serve`` (1 MB uploads at most)."""
-    db = tmp_path_factory.mktemp("service") / "door.db"
-    proc = subprocess.Popen([sys.executable, "-m", "fr_utils.door", "serve", "--db", str(db), "--port", "0",
-                             "--max-upload", "1"], stderr=subprocess.PIPE, text=True)
+def start_service(db: Path, *options: str) -> tuple[subprocess.Popen, str, int, str]:
+    """``facedoor serve`` on a free port: (process, host, port, its start line)."""
+    proc = subprocess.Popen([sys.executable, "-m", "fr_utils.door", "serve", "--db", str(db), "--port", "0", *options],
+                            stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     deadline = time.monotonic() + 300
-    address = None
     while time.monotonic() < deadline:
         line = proc.stderr.readline()
         if not line:
@@ -46,13 +43,19 @@ def service(tmp_path_factory):
         lines.append(line)
         match = re.search(r"serving http://([\d.]+):(\d+)/", line)
         if match:
-            address = match.group(1), int(match.group(2))
-            break
-    if address is None:
-        proc.kill()
-        pytest.fail("facedoor serve did not start:\n" + "".join(lines) + proc.stderr.read())
-    threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep its pipe drained
-    yield address[0], address[1], db
+            threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep its pipe drained
+            return proc, match.group(1), int(match.group(2)), line
+    proc.kill()
+    pytest.fail("facedoor serve did not start:\n" + "".join(lines) + proc.stderr.read())
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    """(host, port, database path) of a running ``facedoor serve`` (1 MB uploads at most), computing
+    in float32 as the command line does in-process, so that their answers can be compared exactly."""
+    db = tmp_path_factory.mktemp("service") / "door.db"
+    proc, host, port, _ = start_service(db, "--max-upload", "1", "--precision", "float32")
+    yield host, port, db
     proc.terminate()
     proc.wait(timeout=30)
 
@@ -367,3 +370,35 @@ def test_bad_service_options_fail_at_once_naming_the_option(tmp_path):
         code, _, error = cli("--db", db, "serve", option, value)
         assert code == 2 and message in error, (option, value, error)
     assert not db.exists()
+
+
+def test_the_service_by_default_computes_as_the_cpu_does_best_and_answers_alike(tmp_path):
+    """Without --precision (and $FR_ENCODER_PRECISION) the service picks bfloat16 on a CPU with
+    AVX-512 BF16 or AMX, else float32, says which, and its answers are the in-process command's:
+    the same decisions, distances within 1e-2 (bfloat16's rounding, measured on LFW in docs/door.md)."""
+    from fr_utils.encoding import encoder_precision
+
+    db = tmp_path / "door.db"
+    env_before = os.environ.pop("FR_ENCODER_PRECISION", None)
+    try:
+        proc, host, port, line = start_service(db)
+    finally:
+        if env_before is not None:
+            os.environ["FR_ENCODER_PRECISION"] = env_before
+    expected = encoder_precision("auto")
+    try:
+        assert f"encoder {expected} (auto)" in line, line
+        here = host, port, db
+        assert request(here, "GET", "/health")[1]["precision"] == expected
+        for name, photo in [("Barack_Obama", OBAMA[0]), ("Grace_Hopper", HOPPER)]:
+            assert post(here, f"/enroll?name={name}", photo)[0] == 201
+        for name, photo, decision in [("Barack_Obama", OBAMA[1], "OPEN"), ("Barack_Obama", OBAMA[2], "OPEN"),
+                                      ("Grace_Hopper", COLLINS, "CLOSED"), ("Barack_Obama", HOPPER, "CLOSED")]:
+            status, body = post(here, f"/verify?name={name}", photo)
+            code, out, _ = cli("--db", db, "--json", "--no-service", "verify", name, photo)  # float32, in-process
+            local = json.loads(out)
+            assert (status, body["decision"]) == (200, decision) and local["decision"] == decision
+            assert body["distance"] == pytest.approx(local["distance"], abs=1e-2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -88,7 +88,7 @@ def test_bfloat16_path_is_close_but_not_the_float32_one(facenet, cast_photos, mo
 @pytest.mark.parametrize("value", ["float16", "BF16", "int8"])
 def test_a_bad_precision_is_refused_naming_it(facenet, monkeypatch, value):
     monkeypatch.setenv("FR_ENCODER_PRECISION", value)
-    with pytest.raises(ValueError, match=rf"\$FR_ENCODER_PRECISION must be one of 'float32', 'bfloat16', got '{value}'"):
+    with pytest.raises(ValueError, match=rf"\$FR_ENCODER_PRECISION must be one of 'auto', 'float32', 'bfloat16', got '{value}'"):
         inference_function(facenet)
     monkeypatch.delenv("FR_ENCODER_PRECISION")
     with pytest.raises(ValueError, match=rf"precision must be one of .* got '{value}'"):
@@ -196,3 +196,25 @@ def test_sample_cast_same_person_closer_than_any_other_pair(facenet, cast_photos
     off_diagonal = ~np.eye(len(cast_photos), dtype=bool)
     assert same[off_diagonal].any(), "the cast needs one person with several photos"
     assert dist[same & off_diagonal].max() < dist[~same].min()
+
+
+def test_native_bfloat16_reads_the_cpu_flags_and_auto_follows_them(tmp_path, monkeypatch):
+    from fr_utils import encoding
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n")
+    assert encoding.native_bfloat16(info)
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 amx_tile amx_bf16\n")
+    assert encoding.native_bfloat16(info)
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")
+    assert not encoding.native_bfloat16(info)
+    assert not encoding.native_bfloat16(tmp_path / "missing")
+    monkeypatch.setattr(encoding, "native_bfloat16", lambda: True)
+    assert encoding.encoder_precision("auto") == "bfloat16"
+    monkeypatch.setattr(encoding, "native_bfloat16", lambda: False)
+    assert encoding.encoder_precision("auto") == "float32"
+    monkeypatch.setenv("FR_ENCODER_PRECISION", "auto")
+    assert encoding.encoder_precision() == "float32"
+    monkeypatch.setenv("FR_ENCODER_PRECISION", "half")
+    with pytest.raises(ValueError, match="FR_ENCODER_PRECISION must be one of 'auto', 'float32', 'bfloat16', got 'half'"):
+        encoding.encoder_precision()
