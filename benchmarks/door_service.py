@@ -1,7 +1,7 @@
 """The door as a service against the command line: latency, throughput and cold start.
 
     python benchmarks/door_service.py [--clients 4] [--requests 50] [--size 640] [--single 20]
-        [--precision float32|bfloat16] [--serve '--detect-side 160'] [--cold-runs 1]
+        [--precision auto|float32|bfloat16] [--serve '--detect-side 160'] [--cold-runs 1]
     FR_DATASETS=../shared/datasets python benchmarks/door_service.py --detection 60 [--size 640]
 
 Starts ``python -m fr_utils.door serve`` on a free port with a fresh database, enrols the
@@ -268,8 +268,9 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=20, help="first, one client alone: SINGLE verify requests")
     parser.add_argument("--phase-runs", type=int, default=5, help="runs of one verify request's parts (median)")
     parser.add_argument("--phases-only", action="store_true", help="only the phase-by-phase part")
-    parser.add_argument("--precision", choices=("float32", "bfloat16"), default=None,
-                        help="the service's encoder arithmetic (FR_ENCODER_PRECISION; default: as set, else float32)")
+    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default=None,
+                        help="the service's encoder arithmetic (FR_ENCODER_PRECISION; default: as set, else the "
+                             "service's own default, auto)")
     parser.add_argument("--serve", default="", help="more 'facedoor serve' options, e.g. '--detect-side 160'")
     parser.add_argument("--cold-runs", type=int, default=1, help="runs of the in-process cold start (median)")
     parser.add_argument("--detection", type=int, default=0, metavar="N",
@@ -299,10 +300,13 @@ def main() -> None:
     try:
         db = work / "door.db"
         proc, host, port, started = start_service(db, args.precision, args.serve.split())
-        print(f"service ready in {started:.1f} s (interpreter, TensorFlow, model, warm-up); encoder "
-              f"{args.precision or os.environ.get('FR_ENCODER_PRECISION') or 'float32'}; options {args.serve!r}")
         try:
             conn = http.client.HTTPConnection(host, port, timeout=600)
+            conn.request("GET", "/health?quick=1")
+            precision = json.loads(conn.getresponse().read()).get("precision")
+            print(f"service ready in {started:.1f} s (interpreter, TensorFlow, model, warm-up); encoder "
+                  f"{precision} (asked: {args.precision or os.environ.get('FR_ENCODER_PRECISION') or 'auto'}); "
+                  f"options {args.serve!r}")
             for name, shots in list(photos.items()):  # each person's first photo with a face found
                 for i, shot in enumerate(shots):
                     status, answer = post(conn, f"/enroll?name={name}", shot)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -202,17 +203,40 @@ def _faces_in(img: np.ndarray, min_confidence: float = MIN_CONFIDENCE, max_side:
     return _faces_in_many([img], min_confidence, max_side, min_face_size, upscale)[0]
 
 
-def _faces_in_many(imgs: Sequence[np.ndarray], min_confidence: float = MIN_CONFIDENCE,
+class Prepared(NamedTuple):
+    """A photo resized for detection ahead of time (:func:`prepare`; ``facedoor serve`` does it in
+    each request's thread, beside the worker that runs MTCNN). :func:`_faces_in_many` takes it in
+    place of the photo when its settings are the call's."""
+
+    image: np.ndarray  # the photo, RGB uint8 (H, W, 3)
+    small: np.ndarray  # the photo as analysed
+    scale: float  # small's size / the photo's
+    max_side: int | None
+    upscale: bool
+
+
+def prepare(img: np.ndarray, max_side: int | None = MAX_SIDE, upscale: bool = UPSCALE) -> Prepared:
+    """A checked RGB photo with its copy resized for detection (:data:`MAX_SIDE`)."""
+    small, scale = (img, 1.0) if min(img.shape[:2]) < MIN_SIDE else _downscaled(img, max_side, upscale)
+    return Prepared(img, small, scale, max_side, upscale)
+
+
+def _faces_in_many(imgs: Sequence[np.ndarray | Prepared], min_confidence: float = MIN_CONFIDENCE,
                    max_side: int | None = MAX_SIDE, min_face_size: int = MIN_FACE_SIZE,
                    upscale: bool = UPSCALE) -> list[list[dict]]:
-    """:func:`detect_faces_many` on RGB uint8 arrays already read and checked by ``as_rgb_array``."""
+    """:func:`detect_faces_many` on RGB uint8 arrays already read and checked by ``as_rgb_array``
+    (or :class:`Prepared` ones)."""
     found: list[list[dict]] = [[] for _ in imgs]
     groups: dict[tuple[int, ...], list[tuple[int, np.ndarray, float]]] = {}
     for i, img in enumerate(imgs):
-        if min(img.shape[:2]) < MIN_SIDE:
-            continue
-        small, scale = _downscaled(img, max_side, upscale)
-        if min(small.shape[:2]) < MIN_SIDE:
+        if isinstance(img, Prepared) and (img.max_side, img.upscale) == (max_side, upscale):
+            img, small, scale = img.image, img.small, img.scale
+        else:
+            img = img.image if isinstance(img, Prepared) else img
+            if min(img.shape[:2]) < MIN_SIDE:
+                continue
+            small, scale = _downscaled(img, max_side, upscale)
+        if min(img.shape[:2]) < MIN_SIDE or min(small.shape[:2]) < MIN_SIDE:
             continue
         groups.setdefault(small.shape, []).append((i, small, scale))
     if not groups:
@@ -223,7 +247,7 @@ def _faces_in_many(imgs: Sequence[np.ndarray], min_confidence: float = MIN_CONFI
         with _lock:  # one detection at a time: MTCNN is not documented as thread-safe
             raw = _run_stages(detector, smalls, max(int(min_face_size), 1))
         for (i, _, scale), faces_raw in zip(group, raw):
-            h, w = imgs[i].shape[:2]
+            h, w = (imgs[i].image if isinstance(imgs[i], Prepared) else imgs[i]).shape[:2]
             faces = []
             for r in faces_raw or []:
                 if float(r["confidence"]) < min_confidence:

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from fr_utils.align import _cut_box
-from fr_utils.detect import _faces_in, _faces_in_many, choose_main
+from fr_utils.detect import Prepared, _faces_in, _faces_in_many, choose_main
 from fr_utils.errors import FaceImageError, NoFaceError
 from fr_utils.images import (ImageSource, as_rgb_array, describe, fixed_image_standardization, prewhiten, resize,
                              unit_range)
@@ -274,6 +274,9 @@ def face_crops(images: Sequence[ImageSource], margin: float | None = None, size:
     the same faces as one by one, in less time); ``facedoor serve`` crops the photos of the
     requests waiting together this way.
 
+    ``images`` may hold :class:`fr_utils.detect.Prepared` photos (already resized for detection
+    with ``max_side``: then not resized again).
+
     Returns:
         One entry per photo: its (size, size, 3) uint8 crop, or the :class:`FaceImageError`
         :func:`face_crop` would raise for it (unreadable, no face), so that a bad photo
@@ -283,12 +286,13 @@ def face_crops(images: Sequence[ImageSource], margin: float | None = None, size:
     imgs, rows = [], []
     for i, image in enumerate(images):
         try:
-            imgs.append(as_rgb_array(image))
+            imgs.append(image if isinstance(image, Prepared) else as_rgb_array(image))
             rows.append(i)
         except FaceImageError as err:
             out[i] = err
     found = _faces_in_many(imgs) if max_side is None else _faces_in_many(imgs, max_side=max_side)
     for i, img, faces in zip(rows, imgs, found):
+        img = img.image if isinstance(img, Prepared) else img
         out[i] = _cut_box(img, choose_main(faces, img.shape), size=size, margin=margin) if faces else _no_face(images[i])
     return out
 

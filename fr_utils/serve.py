@@ -100,11 +100,11 @@ def _message(err: BaseException) -> str:
 
 #: At most this many waiting requests' faces are encoded in one model call (see :meth:`Door.encode_then`).
 MAX_BATCH = 8
-#: Seconds the worker waits, at most, for as many requests as its last batch held, when that was
-#: several: the clients it just answered send their next requests a few ms apart, and are then
-#: detected and encoded together instead of in alternating batches of 1 and 3. A lone client never
-#: waits. Measured in docs/door.md ("Where the time goes").
-BATCH_WAIT = 0.010
+#: Seconds the worker waits, at most, before a batch, for as many requests as were in the service
+#: at once during the last one (when several): the clients it just answered send their next
+#: requests a few ms apart, and are then detected and encoded together instead of in alternating
+#: batches of 1 and 3 (or 2 and 2). A lone client never waits. Measured in docs/door.md.
+BATCH_WAIT = 0.050
 _NOTHING = object()
 
 
@@ -121,7 +121,9 @@ class Door:
         self.metric, self.threshold = check_metric(metric), check_threshold(threshold)  # the service's defaults
         self.max_batch = max(1, int(max_batch))
         self.batch_wait = max(0.0, float(batch_wait))
-        self._last_batch = 1
+        self._inflight = 0  # verify/identify requests in this service now (decoding, queued or in a batch)
+        self._seen = 0  # the most of them at once since the last batch began
+        self._count = threading.Lock()
         self.detect_side = detect_side  # None: fr_utils.detect.MAX_SIDE, as img_to_encoding
         self.batches: list[int] = []  # the size of each encoder call made for requests (for benchmarks)
         self.load_seconds = 0.0
@@ -155,11 +157,13 @@ class Door:
             following = _NOTHING
             if job[0] == "encode":  # every encoding request waiting (up to max_batch) in one model call
                 batch = [job]
-                # after a batch of several, wait up to batch_wait for as many requests as it held
-                # (the clients it answered send their next ones), then take whatever else is waiting
-                deadline = time.monotonic() + (self.batch_wait if self._last_batch > 1 else 0.0)
+                # as many requests as were in the service at once lately: wait up to batch_wait for
+                # them (the clients just answered send their next ones), then take what else waits
+                with self._count:
+                    expected, self._seen = self._seen, self._inflight
+                deadline = time.monotonic() + (self.batch_wait if expected > 1 else 0.0)
                 while len(batch) < self.max_batch:
-                    wait = deadline - time.monotonic() if len(batch) < self._last_batch else 0.0
+                    wait = deadline - time.monotonic() if len(batch) < expected else 0.0
                     try:
                         item = self._jobs.get(timeout=max(0.0, wait))
                     except queue.Empty:
@@ -168,7 +172,6 @@ class Door:
                         following = item
                         break
                     batch.append(item)
-                self._last_batch = len(batch)
                 self._encode(batch)
             else:
                 _, fn, box, done = job
@@ -271,15 +274,24 @@ class Door:
     def encode_then(self, data: bytes, then, metric: str | None = None, threshold: float | None = None):
         """``then(db, embedding)`` for the face of the photo ``data`` (``img_to_encoding``'s), in the worker thread.
 
-        The photo is decoded here, in the request's thread (while the worker runs the networks),
+        The photo is decoded and resized for detection here, in the request's thread (while the
+        worker runs the networks),
         then encoded as ``img_to_encoding`` does; requests waiting at the same time are detected
         and encoded together (at most ``max_batch``): MTCNN once per photo size, the encoder once,
         so 4 clients at once cost about one batch of 4 rather than 4 of each. Raises what decoding,
         encoding or ``then`` raises."""
+        from fr_utils.detect import MAX_SIDE, prepare
         from fr_utils.images import as_rgb_array
 
-        image = as_rgb_array(data)
-        return self._wait(("encode", image, self._settings(then, metric, threshold), {}, threading.Event()))
+        with self._count:
+            self._inflight += 1
+            self._seen = max(self._seen, self._inflight)
+        try:
+            image = prepare(as_rgb_array(data), self.detect_side or MAX_SIDE)  # resized here, for MTCNN
+            return self._wait(("encode", image, self._settings(then, metric, threshold), {}, threading.Event()))
+        finally:
+            with self._count:
+                self._inflight -= 1
 
     def close(self) -> None:
         self._jobs.put(None)
@@ -548,8 +560,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the encoder's arithmetic (default: $FR_ENCODER_PRECISION, else auto: bfloat16 on a CPU "
                              "with AVX-512 BF16 or AMX, else float32; LFW verdicts measured alike: docs/door.md)")
     parser.add_argument("--batch-wait", type=float, default=BATCH_WAIT * 1000, metavar="MS",
-                        help=f"after a batch of several requests, wait up to MS milliseconds for as many before the "
-                             f"next (default {BATCH_WAIT * 1000:g}; 0: never wait; a lone client never waits)")
+                        help=f"with several clients, wait up to MS milliseconds for as many requests as were in the "
+                             f"service at once before the next batch (default {BATCH_WAIT * 1000:g}; 0: never "
+                             f"wait; a lone client never waits)")
 
 
 def _precision() -> str:

@@ -169,6 +169,17 @@ def test_face_crops_give_each_photo_its_crop_or_its_own_error(cast_photos):
         face_crop(b"not a photo")
     assert str(crops[3]) == str(alone.value)
     np.testing.assert_array_equal(face_crops([cast_photos[0]], max_side=160)[0], face_crop(cast_photos[0], max_side=160))
+    # photos resized for detection ahead of time (the service does it in the requests' threads): the same crops
+    from fr_utils.detect import MAX_SIDE, prepare
+    from fr_utils.images import as_rgb_array
+
+    ready = [prepare(as_rgb_array(photos[0])), prepare(as_rgb_array(photos[1])), prepare(as_rgb_array(photos[4]), 160)]
+    again = face_crops(ready)
+    np.testing.assert_array_equal(again[0], crops[0])
+    assert isinstance(again[1], NoFaceError)
+    np.testing.assert_array_equal(again[2], crops[4])  # prepared for another size: resized again, as asked
+    np.testing.assert_array_equal(face_crops([ready[2]], max_side=160)[0], face_crop(photos[4], max_side=160))
+    assert ready[0].max_side == MAX_SIDE and ready[0].small.shape[:2] != ready[0].image.shape[:2]
 
 
 def test_batch_nan_rows_for_photos_without_a_face(facenet, cast_photos):
