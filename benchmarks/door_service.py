@@ -1,7 +1,7 @@
 """The door as a service against the command line: latency, throughput and cold start.
 
     python benchmarks/door_service.py [--clients 4] [--requests 50] [--size 640] [--single 20]
-        [--precision auto|float32|bfloat16] [--serve '--detect-side 160'] [--cold-runs 1]
+        [--precision auto|float32|bfloat16] [--serve '--detect-side 160'] [--cold-runs 1] [--repeat 1]
     FR_DATASETS=../shared/datasets python benchmarks/door_service.py --detection 60 [--size 640]
 
 Starts ``python -m fr_utils.door serve`` on a free port with a fresh database, enrols the
@@ -266,6 +266,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=50, help="requests per client, per endpoint")
     parser.add_argument("--size", type=int, default=640, help="photos upscaled to SIZE x SIZE pixels")
     parser.add_argument("--single", type=int, default=20, help="first, one client alone: SINGLE verify requests")
+    parser.add_argument("--repeat", type=int, default=1, help="run the concurrent clients' rounds this many times")
     parser.add_argument("--phase-runs", type=int, default=5, help="runs of one verify request's parts (median)")
     parser.add_argument("--phases-only", action="store_true", help="only the phase-by-phase part")
     parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default=None,
@@ -336,7 +337,8 @@ def main() -> None:
             print(f"{args.clients} clients x {args.requests} requests, {args.size}x{args.size} JPEG photos, "
                   f"{len(photos)} people enrolled:")
             for label, jobs in (("verify", verify), ("identify", identify)):
-                print(summary(label, *hammer(host, port, jobs, args.clients, args.requests)), flush=True)
+                for _ in range(args.repeat):
+                    print(summary(label, *hammer(host, port, jobs, args.clients, args.requests)), flush=True)
             conn = http.client.HTTPConnection(host, port, timeout=600)
             conn.request("GET", "/health")
             batches = json.loads(conn.getresponse().read()).get("encoder_batches")
