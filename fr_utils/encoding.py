@@ -12,6 +12,7 @@ row, or skip it and report which and why.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Sequence
@@ -48,10 +49,12 @@ PRECISION_CHOICES = ("auto", *PRECISIONS)
 _BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
-def native_bfloat16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
+def native_bfloat16(cpuinfo: str | os.PathLike | None = None) -> bool:
     """Whether this CPU computes bfloat16 in hardware (x86 AVX-512 BF16 or AMX-BF16, read from
-    Linux's ``/proc/cpuinfo``; False where it cannot be read). Without them oneDNN emulates
-    bfloat16, slower than float32."""
+    Linux's ``/proc/cpuinfo``, or the file ``cpuinfo``; False where it cannot be read). Without
+    them oneDNN emulates bfloat16, slower than float32. This machine's answer is read once."""
+    if cpuinfo is None:
+        return _native_bfloat16_here()
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -60,6 +63,11 @@ def native_bfloat16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
     except OSError:
         pass
     return False
+
+
+@functools.lru_cache(maxsize=1)
+def _native_bfloat16_here() -> bool:
+    return native_bfloat16("/proc/cpuinfo")
 
 
 def encoder_precision(precision: str | None = None) -> str:

@@ -184,8 +184,9 @@ class Door:
         self.db.close()
 
     def _encode(self, batch: list) -> None:
-        """Encode the face of each job's photo (``img_to_encoding``'s) (one model call for all), then run each job's
-        ``then(db, embedding)``; every failure goes back to its own request."""
+        """Encode the face of each job's photo as ``img_to_encoding`` does (one MTCNN pass per photo
+        size, one model call for all), then run each job's ``then(db, embedding)``; every failure
+        goes back to its own request."""
         import numpy as np
 
         from fr_utils.encoding import _model_input, face_crops, inference_function, standardization
@@ -275,11 +276,10 @@ class Door:
         """``then(db, embedding)`` for the face of the photo ``data`` (``img_to_encoding``'s), in the worker thread.
 
         The photo is decoded and resized for detection here, in the request's thread (while the
-        worker runs the networks),
-        then encoded as ``img_to_encoding`` does; requests waiting at the same time are detected
-        and encoded together (at most ``max_batch``): MTCNN once per photo size, the encoder once,
-        so 4 clients at once cost about one batch of 4 rather than 4 of each. Raises what decoding,
-        encoding or ``then`` raises."""
+        worker runs the networks), then encoded as ``img_to_encoding`` does; requests waiting at
+        the same time are detected and encoded together (at most ``max_batch``): MTCNN once per
+        photo size, the encoder once, so 4 clients at once cost about one batch of 4 rather than
+        4 of each. Raises what decoding, encoding or ``then`` raises."""
         from fr_utils.detect import MAX_SIDE, prepare
         from fr_utils.images import as_rgb_array
 
