@@ -320,17 +320,25 @@ def choose_main(faces: Sequence[dict], image_shape: Sequence[int], share: float 
     """
     if not faces:
         return None
-    if not 0.0 < share <= 1.0:
-        raise ValueError(f"share must be in (0, 1], got {share!r}")
-    area = faces[0]["box"][2] * faces[0]["box"][3]
     cy, cx = image_shape[0] / 2.0, image_shape[1] / 2.0
 
     def off_centre(face: dict) -> float:
         x, y, w, h = face["box"]
         return (x + w / 2.0 - cx) ** 2 + (y + h / 2.0 - cy) ** 2
 
-    large = [f for f in faces if f["box"][2] * f["box"][3] >= share * area]
-    return min(large, key=off_centre)  # min keeps the first (the larger) of equally central faces
+    # min keeps the first (the larger) of equally central faces
+    return min(about_as_large(faces, share), key=off_centre)
+
+
+def about_as_large(faces: Sequence[dict], share: float = MAIN_FACE_SHARE) -> list[dict]:
+    """The faces (largest first, as :func:`detect_faces` returns them) whose area is at least
+    ``share`` of the largest one's: those :func:`choose_main` chooses among (the largest included)."""
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"share must be in (0, 1], got {share!r}")
+    if not faces:
+        return []
+    area = faces[0]["box"][2] * faces[0]["box"][3]
+    return [f for f in faces if f["box"][2] * f["box"][3] >= share * area]
 
 
 def main_face(image: ImageSource, **kwargs) -> dict | None:

@@ -359,10 +359,9 @@ def _needs_shape(faces: Sequence[dict], rule: str) -> bool:
     if len(faces) <= 1 or rule == "largest":
         return False
     if rule == "main":  # only when another face is about as large as the largest
-        from fr_utils.detect import MAIN_FACE_SHARE
+        from fr_utils.detect import about_as_large
 
-        area = faces[0]["box"][2] * faces[0]["box"][3]
-        return any(f["box"][2] * f["box"][3] >= MAIN_FACE_SHARE * area for f in faces[1:])
+        return len(about_as_large(faces)) > 1
     return True
 
 

@@ -262,11 +262,10 @@ def face_crop(image: ImageSource, margin: float | None = None, size: int = 160, 
         NoFaceError: no face was found; the message names the file.
         FaceImageError: the image cannot be read.
     """
-    img = as_rgb_array(image)
-    faces = _faces_in(img) if max_side is None else _faces_in(img, max_side=max_side)
-    if not faces:
-        raise _no_face(image)
-    return _cut_box(img, choose_main(faces, img.shape), size=size, margin=margin)
+    crop = face_crops([image], margin, size, max_side=max_side)[0]
+    if isinstance(crop, FaceImageError):
+        raise crop
+    return crop
 
 
 def _no_face(image) -> NoFaceError:
